@@ -1,0 +1,46 @@
+"""Secret references: manifests hold ``env:NAME`` or ``file:PATH``, never the secret itself."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildctl.errors import UserError
+
+_REF = re.compile(r"^(env):([A-Za-z_][A-Za-z0-9_]*)$|^(file):(.+)$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    kind: str  # "env" | "file"
+    target: str  # variable name or path
+
+    @classmethod
+    def parse(cls, text: str) -> "SecretRef":
+        m = _REF.match(text or "")
+        if not m:
+            raise ValueError(f"{text!r} is not a secret reference (use env:NAME or file:PATH)")
+        return cls(m.group(1), m.group(2)) if m.group(1) else cls(m.group(3), m.group(4))
+
+    @staticmethod
+    def is_ref(text: str) -> bool:
+        return bool(_REF.match(text or ""))
+
+    def resolve_bytes(self, base: Path | None = None) -> bytes:
+        """The secret's value. Never log or print what this returns."""
+        if self.kind == "env":
+            value = os.environ.get(self.target)
+            if value is None:
+                raise UserError(f"secret reference env:{self.target}: variable is not set")
+            return value.encode()
+        path = Path(self.target).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"secret reference file:{self.target}: {exc.strerror}") from None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}"

@@ -21,8 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="buildctl", description=__doc__.splitlines()[0] if False else
-                     "Declarative manifests to shipped Yocto/Mender releases.")
+    parser = _Parser(prog="buildctl",
+                     description="Declarative manifests to shipped Yocto/Mender releases.")
     parser.add_argument("--version", action="version", version=f"buildctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

@@ -30,6 +30,8 @@ def _message(err: jsonschema.ValidationError) -> tuple[tuple, str]:
     """A short message for a schema error, and the key path it is about."""
     path = tuple(err.absolute_path)
     v = err.validator
+    if "propertyNames" in err.absolute_schema_path and isinstance(err.instance, str):
+        return path + (err.instance,), f"invalid name {err.instance!r}"
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         if extra:
@@ -39,7 +41,11 @@ def _message(err: jsonschema.ValidationError) -> tuple[tuple, str]:
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return path + (missing,), "required field is missing"
     if v == "propertyNames":
-        return path, f"invalid name {err.instance!r}"
+        bad = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        for ctx in err.context:
+            if isinstance(ctx.instance, str):
+                return path + (ctx.instance,), f"invalid name {ctx.instance!r}"
+        return path, f"invalid name {bad[0]!r}" if bad else "invalid name"
     if v == "type":
         want = err.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
@@ -78,6 +84,8 @@ _PATTERN_HINTS = {
     "^https?://": "is not an http(s) URL",
     "^[a-z][a-z0-9]*$": "is not a release series name (e.g. scarthgap)",
     "^/dev/[A-Za-z0-9/_.-]+$": "is not a device path under /dev",
+    "^(\\.|[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*)$":
+        "is not a layer directory inside the repository (e.g. meta-foo, sub/meta-bar or .)",
 }
 
 
@@ -98,7 +106,8 @@ def validate(data: Any, kind: str, smap: SourceMap) -> None:
     # report the deepest, then earliest-in-file problem: the most specific one
     best = jsonschema.exceptions.best_match(errors)
     # best_match prefers shallow errors; for oneOf/anyOf descend into the most relevant branch
-    while best.context:
+    while best.context and best.validator not in ("propertyNames",) and not (
+            best.validator == "anyOf" and all(set(b) == {"required"} for b in best.validator_value)):
         inner = jsonschema.exceptions.best_match(best.context)
         if best.validator == "oneOf" and isinstance(best.instance, dict) and (
                 ("url" in best.instance) == ("path" in best.instance)

@@ -8,6 +8,8 @@ Reference mirrors (--repo-ref-dir, like KAS_REPO_REF_DIR) make it work air-gappe
 """
 from __future__ import annotations
 
+from rich.markup import escape
+
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.commands._product import add_product_args, open_product
 from buildctl.compose import lockfile
@@ -39,8 +41,8 @@ def run(args) -> int:
         else:
             con = console()
             for i in items:
-                con.print(f"[red]stale[/] {i.repo}" + (f" [{i.board}]" if i.board != "*" else "")
-                          + f": {i.message}")
+                board = f" (board {i.board})" if i.board != "*" else ""
+                con.print(f"[red]stale[/] {escape(i.repo)}{escape(board)}: {escape(i.message)}")
             if not items:
                 con.print(f"[green]ok[/] {path} matches the manifests")
         return EXIT_PROBLEMS if items else 0

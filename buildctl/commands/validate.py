@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from rich.markup import escape
+
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product
 from buildctl.errors import EXIT_PROBLEMS
@@ -44,8 +46,8 @@ def run(args) -> int:
         for f in findings:
             colour = "red" if f.severity == "error" else "yellow"
             loc = f.location()
-            con.print(f"[{colour}]{f.severity}[/] [bold]{f.board}[/] "
-                      f"{loc + ': ' if loc else ''}{f.message} [dim]({f.code})[/]")
+            con.print(f"[{colour}]{f.severity}[/] [bold]{escape(f.board)}[/] "
+                      f"{escape(loc + ': ' if loc else '')}{escape(f.message)} [dim]({f.code})[/]")
         warn = len(findings) - len(errors)
         summary = (f"{len(boards)} boards, series {product.series}: {len(errors)} errors, "
                    f"{warn} warnings ({elapsed:.2f} s)")

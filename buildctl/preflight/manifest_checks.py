@@ -4,6 +4,8 @@ from __future__ import annotations
 from buildctl.compose import localconf
 from buildctl.compose.lockfile import Lock
 from buildctl.findings import Finding
+from buildctl.layers import bbconf
+from buildctl.layers.checks import check_assignments
 from buildctl.manifest.model import Board, Product
 
 MiB = 1024 * 1024
@@ -104,22 +106,16 @@ def _mender(product: Product, board: Board) -> list[Finding]:
 
 def duplicate_assignments(product: Product, board: Board) -> list[Finding]:
     """The same variable set to different values by two places of one board's configuration."""
-    seen: dict[str, localconf.Assignment] = {}
-    out = []
-    for v in product.variants.values():
-        variant = v
-        secs = localconf.sections(product, board, variant)
-        for assignments in secs.values():
+    out: list[Finding] = []
+    for variant in product.variants.values():
+        statements = []
+        for assignments in localconf.sections(product, board, variant).values():
             for a in assignments:
-                if a.op not in ("=", ":="):
-                    continue
-                first = seen.get(a.var)
-                if first and first.value != a.value and first.origin != a.origin:
-                    file, _, line = a.origin.rpartition(":")
-                    out.append(Finding(board.name, "duplicate-assignment",
-                                       f"{a.var} = \"{a.value}\" here but \"{first.value}\" at "
-                                       f"{first.origin} (variant {variant.name})",
-                                       file or a.origin, int(line) if line.isdigit() else None))
-                seen.setdefault(a.var, a)
-        seen.clear()
+                file, _, line = a.origin.rpartition(":")
+                var, _, override = a.var.partition(":")
+                statements.append(bbconf.Statement(
+                    kind="assign", var=var, override=override, op=a.op, value=a.value,
+                    filename=file if line.isdigit() else a.origin,
+                    line=int(line) if line.isdigit() else 0))
+        out += check_assignments(board.name, statements)
     return sorted(set(out))

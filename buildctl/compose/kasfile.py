@@ -83,7 +83,9 @@ def kas_document(product: Product, board: Board, variant: Variant, resolved: dic
                 entry["tag"] = rr.tag
             if rr.commit:
                 entry["commit"] = rr.commit
-        if rr.layers != (".",):
+        if not rr.layers:  # a repo without layers (bitbake): kas must not add its root
+            entry["layers"] = {".": "excluded"}
+        elif rr.layers != (".",):
             entry["layers"] = {layer: None for layer in rr.layers}
         repos[name] = entry
     secs = localconf.sections(product, board, variant)

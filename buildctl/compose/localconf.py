@@ -120,9 +120,12 @@ def sbom_section(product: Product) -> list[Assignment]:
     return out
 
 
-def image_section(product: Product, variant: Variant) -> list[Assignment]:
+def image_section(product: Product, board: Board, variant: Variant) -> list[Assignment]:
     out: list[Assignment] = []
-    pkgs = list(product.packages) + [p for p in variant.packages if p not in product.packages]
+    pkgs: list[str] = []
+    for p in (*product.packages, *board.packages, *variant.packages):
+        if p not in pkgs:
+            pkgs.append(p)
     if pkgs:
         out.append(Assignment("IMAGE_INSTALL:append", " " + " ".join(pkgs),
                               origin=_origin(product, "packages")))
@@ -145,7 +148,7 @@ def sections(product: Product, board: Board, variant: Variant) -> dict[str, list
         "10-buildctl-mender": mender_section(product, board, variant),
         "20-buildctl-cache": cache_section(product),
         "30-buildctl-sbom": sbom_section(product),
-        "40-buildctl-image": image_section(product, variant),
+        "40-buildctl-image": image_section(product, board, variant),
         "50-board": _free(board, board.local_conf, "local_conf"),
         "60-product": _free(product, product.local_conf, "local_conf"),
         f"70-variant-{variant.name}": _free(product, variant.local_conf, "variants", variant.name,

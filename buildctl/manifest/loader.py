@@ -67,7 +67,7 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         if "path" in r:
             path = (base / r["path"]).resolve()
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
-                           layers=tuple(r.get("layers") or (".",)),
+                           layers=tuple(r["layers"]) if "layers" in r else (".",),
                            patches=tuple(r.get("patches") or ()), source=smap.path,
                            line=smap.line(keypath + (name,)))
     return repos
@@ -102,6 +102,7 @@ def load_board(path: Path, name: str | None = None) -> Board:
         repos=_repos(data["repos"], smap, ("repos",), path.parent),
         mender=_board_mender(data.get("mender")),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),
+        packages=tuple(data.get("packages", ())),
         description=data.get("description", ""),
         family=data.get("family", ""),
         tune=data.get("tune", ""),

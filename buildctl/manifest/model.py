@@ -59,6 +59,7 @@ class Board:
     repos: dict[str, Repo]
     mender: BoardMender
     local_conf: dict[str, str]
+    packages: tuple[str, ...] = ()  # board-specific packages (e.g. kernel-devicetree)
     description: str = ""
     family: str = ""
     tune: str = ""

@@ -22,12 +22,18 @@ def _f(board: Board, code: str, msg: str, *keypath, severity: str = "error") -> 
     return Finding(board.name, code, msg, str(board.path or ""), board.line(*keypath), severity)
 
 
-def rootfs_size_bytes(total_mb: int, boot_mb: int, data_mb: int, alignment: int) -> int:
+UBOOT_ENV_SIZE = 0x4000  # BOOTENV_SIZE default; meta-mender reserves two aligned copies
+
+
+def rootfs_size_bytes(total_mb: int, boot_mb: int, data_mb: int, alignment: int,
+                      uboot: bool = False) -> int:
     """meta-mender's rootfs size for each of the A/B partitions (see mender_calculate_rootfs_size_kb)."""
     def align(n: int) -> int:
         return -(-n // alignment) * alignment
     overhead = 2 * -(-alignment // 1024) * 1024
     space = total_mb * MiB - align(boot_mb * MiB) - align(data_mb * MiB) - overhead
+    if uboot:
+        space -= 2 * align(UBOOT_ENV_SIZE)
     return (space // 2) // alignment * alignment
 
 
@@ -79,7 +85,8 @@ def _mender(product: Product, board: Board) -> list[Finding]:
                       "(the rootfs A/B size is derived from them)", "mender", "storage"))
     else:
         align = (s.alignment_kb or 0) * 1024 or DEFAULT_ALIGNMENT
-        rootfs = rootfs_size_bytes(s.total_mb, s.boot_mb or 0, s.data_mb, align)
+        rootfs = rootfs_size_bytes(s.total_mb, s.boot_mb or 0, s.data_mb, align,
+                                   uboot=m.bootloader == "u-boot")
         if rootfs < MIN_ROOTFS_MB * MiB:
             out.append(_f(board, "mender-storage", f"storage does not add up: total {s.total_mb} MB - "
                           f"boot {s.boot_mb or 0} MB - data {s.data_mb} MB leaves "

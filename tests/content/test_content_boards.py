@@ -15,12 +15,12 @@ import pytest
 from ._helpers import HEX40, SERIES, board_files, load_yaml, product_file
 
 BOARD_KEYS = {"machine", "description", "series", "family", "tune", "repos", "mender",
-              "local_conf", "machine_name_differs"}
+              "local_conf", "packages", "machine_name_differs"}
 REQUIRED = {"machine", "description", "series", "family", "repos", "mender"}
 REPO_KEYS = {"url", "refs", "layers", "path"}
 MENDER_KEYS = {"device_types", "bootloader", "image_types", "storage"}
 STORAGE_KEYS = {"device", "total_mb", "boot_mb", "data_mb"}
-BOOTLOADERS = {"u-boot", "grub-efi", "grub-bios", "none"}
+BOOTLOADERS = {"u-boot", "grub-efi", "grub-bios", "tegra", "none"}
 DISK_IMAGES = {"sdimg", "uefiimg", "biosimg", "gptimg", "ubimg", "tegraflash"}
 DEVICE = re.compile(r"^/dev/(mmcblk\d+|sd[a-z]|vd[a-z]|hd[a-z]|nvme\d+n\d+)$")
 # Variables the structured fields own (buildctl writes them); local_conf must not.
@@ -63,6 +63,14 @@ def test_there_are_enough_boards_and_families():
     for needed in ("qemux86-64", "qemuarm64", "raspberrypi4-64", "raspberrypi5",
                    "beaglebone-yocto"):
         assert needed in boards
+
+
+@pytest.mark.parametrize("path", BOARDS, ids=_id)
+def test_board_passes_the_shipped_schema_and_loader(path: Path):
+    from buildctl.manifest import load_board
+
+    board = load_board(path)
+    assert board.name == path.stem and board.machine and board.series
 
 
 @pytest.mark.parametrize("path", BOARDS, ids=_id)

@@ -96,3 +96,11 @@ def test_variants_and_release(product):
     assert "{version}" in product["release"]["artifact_name"]
     # debug-tweaks is gone after scarthgap; the split features work on both series.
     assert "debug-tweaks" not in product["variants"]["debug"].get("image_features", [])
+
+
+def test_product_loads_with_every_board():
+    from buildctl.manifest import load_product
+
+    product = load_product(product_file())
+    assert len(product.boards) >= 8
+    assert product.series == "scarthgap"

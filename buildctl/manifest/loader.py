@@ -9,7 +9,7 @@ from typing import Any
 
 from buildctl.errors import ManifestError
 from buildctl.manifest import schema
-from buildctl.manifest.model import (Board, BoardMender, Cache, Product, ProductMender, Publish,
+from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Product, ProductMender, Publish,
                                      Ref, Release, Repo, Sbom, Storage, Variant)
 from buildctl.manifest.yamlsrc import SourceMap, load as load_yaml
 from buildctl.refs import SecretRef
@@ -37,9 +37,12 @@ _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", r
 _TEMPLATE_KEYS = {"product", "version", "board", "variant", "series"}
 
 
-def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str, ConfValue]:
+    out: dict[str, ConfValue] = {}
     for var, value in local_conf.items():
+        op = "="
+        if isinstance(value, dict):
+            op, value = value["op"], value["value"]
         base = var.split(":", 1)[0]
         if base in OWNED_VARIABLES:
             raise smap.error(keypath + (var,), f"{base} is set by {OWNED_VARIABLES[base]}; "
@@ -52,7 +55,7 @@ def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str,
                                                 "(env:NAME or file:PATH), never values")
         if "\n" in value:
             raise smap.error(keypath + (var,), "values must be one line")
-        out[var] = value
+        out[var] = ConfValue(value, op)
     return out
 
 

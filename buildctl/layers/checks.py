@@ -32,6 +32,7 @@ from buildctl.layers.layerinfo import Bbappend, ConfFile, LayerInfo, Recipe
 __all__ = ["check_stack", "check_assignments", "bbappend_matches", "vercmp", "machine_variables"]
 
 NO_DISTRO = ("", "nodistro")
+_INLINE_PY = re.compile(r"\$\{@(?:\{.*?\}|.)+?\}")
 
 
 def vercmp(a: str, b: str) -> int:
@@ -121,20 +122,8 @@ def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]
         sts = bbconf.parse(text, conf.file)
     except bbconf.ConfSyntaxError:
         return {k: v.value for k, v in conf.variables.items()}
-    d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=_depth_limited(resolver))
+    d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=resolver)
     return d.as_dict()
-
-
-def _depth_limited(resolver, limit: int = 20):
-    depth = {"n": 0}
-
-    def wrapped(st, d):
-        if depth["n"] >= limit:
-            return None
-        depth["n"] += 1
-        return resolver(st, d)
-
-    return wrapped
 
 
 def check_stack(
@@ -310,7 +299,8 @@ def check_stack(
 def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where) -> list[Finding]:
     found: list[Finding] = []
     values = machine_variables(layers, conf)
-    features = values.get("MACHINE_FEATURES", "").split()
+    # Inline Python (`${@bb.utils.contains(...)}`) cannot be evaluated here: leave it out.
+    features = _INLINE_PY.sub(" ", values.get("MACHINE_FEATURES", "")).split()
     pns = {r.pn for r in recipes}
     provider = values.get("PREFERRED_PROVIDER_virtual/bootloader", "")
 

@@ -221,3 +221,39 @@ def test_check_assignments_names_both_places():
 def test_vercmp():
     assert vercmp("15", "12") == 1 and vercmp("9", "12") == -1 and vercmp("1.0", "1.0") == 0
     assert vercmp("1.10", "1.9") == 1
+
+
+# --- the real layers (only when the fetch tool mirrored them) -------------------------------
+MIRROR = "/work/.mirror"
+REPOS = {
+    "openembedded-core": f"{MIRROR}/openembedded+openembedded-core/repo",
+    "meta-openembedded": f"{MIRROR}/openembedded+meta-openembedded/repo",
+    "meta-raspberrypi": f"{MIRROR}/agherzan+meta-raspberrypi/repo",
+}
+
+
+@pytest.mark.skipif(
+    not all(__import__("os").path.isdir(p) for p in REPOS.values()),
+    reason="real-layer mirrors (openembedded-core, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
+)
+def test_real_raspberrypi_stack(fs):
+    def stack(rpi_rev):
+        return [
+            read_layer(REPOS["openembedded-core"], "scarthgap", "meta", "openembedded-core", fs=fs),
+            read_layer(REPOS["meta-openembedded"], "scarthgap", "meta-oe", "meta-openembedded", fs=fs),
+            read_layer(REPOS["meta-raspberrypi"], rpi_rev, "", "meta-raspberrypi", fs=fs),
+        ]
+
+    good = stack("scarthgap")
+    assert run(good, machine="raspberrypi4-64", bootloader="u-boot") == []
+    (f,) = run(good, machine="raspberrypi4-64", bootloader="grub-efi")
+    # MACHINE_FEATURES comes from rpi-base.inc, an include found through the stack
+    assert f.code == "bootloader-unusable" and "has: pci apm usbhost" in f.message and "${@" not in f.message
+    (m,) = run(good, machine="raspberrypi4-46")
+    assert m.code == "machine-missing" and "did you mean raspberrypi4-64" in m.message
+    old = run(stack("kirkstone"), machine="raspberrypi4-64")
+    assert "series-compat" in codes(old)
+    compat = next(x for x in old if x.code == "series-compat")
+    assert compat.file == "meta-raspberrypi/conf/layer.conf" and "compatible with kirkstone" in compat.message
+    # kirkstone's bbappends for older recipe versions dangle on scarthgap, as BitBake reports
+    assert "bbappend-dangling" in codes(old)

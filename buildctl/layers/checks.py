@@ -19,6 +19,7 @@ Codes (stable, for --json consumers and docs):
 """
 from __future__ import annotations
 
+import bisect
 import difflib
 import posixpath
 import re
@@ -73,6 +74,30 @@ def bbappend_matches(bbappend_filename: str, recipe_filename: str) -> bool:
         cut = app.index("%")
         return app.startswith(recipe_filename[:cut])
     return False
+
+
+class _RecipeIndex:
+    """Recipe file names, answering bbappend_matches for all of them in O(log n)."""
+
+    def __init__(self, filenames: Iterable[str]):
+        self.names = set(filenames)
+        self.sorted = sorted(self.names)
+
+    def matches(self, bbappend_filename: str) -> bool:
+        app = bbappend_filename.removesuffix(".bbappend") + ".bb"
+        if app in self.names:
+            return True
+        if "%" not in app:
+            return False
+        cut = app.index("%")
+        prefix = app[:cut]
+        # Recipes whose name starts with the prefix ...
+        i = bisect.bisect_left(self.sorted, prefix)
+        if i < len(self.sorted) and self.sorted[i].startswith(prefix):
+            return True
+        # ... or, since BitBake compares only the first len(prefix) characters, a recipe file
+        # name shorter than the prefix that the prefix starts with.
+        return any(prefix[:k] in self.names for k in range(1, cut))
 
 
 def _active(dynamic: str, collections: set[str]) -> bool:
@@ -271,7 +296,7 @@ def check_stack(
 
     # bbappends without a recipe
     recipes: list[Recipe] = [r for l in layers for r in l.recipes if _active(r.dynamic, collections)]
-    recipe_files = {r.filename for r in recipes}
+    recipe_index = _RecipeIndex(r.filename for r in recipes)
     by_pn: dict[str, list[str]] = {}
     for r in recipes:
         by_pn.setdefault(r.pn, []).append(r.filename)
@@ -279,7 +304,7 @@ def check_stack(
         for app in layer.bbappends:
             if not _active(app.dynamic, collections):
                 continue
-            if any(bbappend_matches(app.filename, rf) for rf in recipe_files):
+            if recipe_index.matches(app.filename):
                 continue
             pn = app.filename.split("_")[0].removesuffix(".bbappend")
             have = sorted(by_pn.get(pn, []))

@@ -257,3 +257,14 @@ def test_real_raspberrypi_stack(fs):
     assert compat.file == "meta-raspberrypi/conf/layer.conf" and "compatible with kirkstone" in compat.message
     # kirkstone's bbappends for older recipe versions dangle on scarthgap, as BitBake reports
     assert "bbappend-dangling" in codes(old)
+
+
+def test_recipe_index_agrees_with_bitbake_rule():
+    from buildctl.layers.checks import _RecipeIndex
+
+    recipes = ["u-boot_2024.01.bb", "u-boot-tools_2024.01.bb", "busybox_1.36.1.bb", "a.bb", "formfactor.bb"]
+    appends = ["u-boot_%.bbappend", "u-boot-t%.bbappend", "busybox_1.3%.bbappend", "busybox_2.%.bbappend",
+               "a.bb%.bbappend", "a.bbappend", "formfactor.bbappend", "%.bbappend", "zz_%.bbappend", "u%.bbappend"]
+    idx = _RecipeIndex(recipes)
+    for app in appends:
+        assert idx.matches(app) == any(bbappend_matches(app, r) for r in recipes), app

@@ -5,6 +5,8 @@ resolved commits. A layer read once is shared by every board that uses it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from buildctl.compose.kasfile import resolve
 from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
@@ -43,6 +45,16 @@ def board_layers(product: Product, board: Board, lock: Lock | None, cache: RepoC
     return layers, problems
 
 
+def _dangling_policy(product: Product, board: Board, findings: list[Finding]) -> list[Finding]:
+    """BB_DANGLINGAPPENDS_WARNONLY in the board's configuration makes BitBake only warn."""
+    settings = {**board.local_conf, **product.local_conf}
+    for v in product.variants.values():
+        settings.update(v.local_conf)
+    if settings.get("BB_DANGLINGAPPENDS_WARNONLY", "").strip().lower() not in ("1", "yes", "true"):
+        return findings
+    return [replace(f, severity="warning") if f.code == "bbappend-dangling" else f for f in findings]
+
+
 def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                      cache: RepoCache, *, layers: bool = True) -> list[Finding]:
     findings: list[Finding] = []
@@ -54,13 +66,13 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                 continue
             stack, problems = board_layers(product, board, lock, cache, fs)
             findings += problems
-            findings += check_stack(
+            findings += _dangling_policy(product, board, check_stack(
                 board.name, stack, series=product.series, machine=board.machine,
                 distro=product.distro, bootloader=board.mender.bootloader,
                 manifest_file=str(board.path or ""),
                 manifest_lines={"machine": board.line("machine"), "series": board.line("series"),
                                 "bootloader": board.line("mender", "bootloader"),
-                                })
+                                }))
     finally:
         fs.close()
     return sorted(set(findings), key=lambda f: (f.board, f.file, f.line or 0, f.code, f.message))

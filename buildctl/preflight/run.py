@@ -62,8 +62,8 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
     try:
         for board in boards:
             findings += check_board(product, board, lock)
-            if not layers:
-                continue
+            if not layers or product.series not in board.series:
+                continue  # a board that cannot follow the series has no stack to check
             stack, problems = board_layers(product, board, lock, cache, fs)
             findings += problems
             findings += _dangling_policy(product, board, check_stack(

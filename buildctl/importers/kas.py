@@ -255,7 +255,7 @@ def import_files(files: list[Path], *, product_name: str, out_dir: Path, series:
             if rn in core:
                 extra = [layer for layer in e["layers"] if layer not in core[rn]["layers"]]
                 if extra:
-                    own[rn] = dict(e, layers=extra)
+                    own[rn] = {"layers": extra}  # more layers of the core repo, as kas writes it
             else:
                 own[rn] = e
         boards[b]["repos"] = own

@@ -72,7 +72,8 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
                            layers=tuple(r["layers"]) if "layers" in r else (".",),
                            patches=tuple(r.get("patches") or ()), source=smap.path,
-                           line=smap.line(keypath + (name,)))
+                           line=smap.line(keypath + (name,)),
+                           extends="url" not in r and "path" not in r)
     return repos
 
 
@@ -115,6 +116,22 @@ def load_board(path: Path, name: str | None = None) -> Board:
     )
 
 
+def _with_core(board: Board, core: dict[str, Repo]) -> Board:
+    """Resolve a board's `repo: {layers: [...]}` entries against the product's core repos."""
+    from dataclasses import replace
+
+    repos = {}
+    for name, r in board.repos.items():
+        if r.extends:
+            if name not in core:
+                raise ManifestError(board.path, f"adds layers to core repo {name!r}, but the product "
+                                    "has no repo of that id (give url and refs)", line=r.line,
+                                    field=f"repos.{name}")
+            r = replace(core[name], layers=r.layers, source=r.source, line=r.line, extends=True)
+        repos[name] = r
+    return replace(board, repos=repos)
+
+
 def _repo_root(directory: Path) -> Path:
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
@@ -154,6 +171,10 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         raise smap.error(("default_variant",), f"{default_variant!r} is not one of the variants "
                                                f"({', '.join(variants)})")
 
+    core_repos = _repos(data["repos"], smap, ("repos",), here)
+    for name, repo in core_repos.items():
+        if repo.extends:
+            raise smap.error(("repos", name), "a core repo needs url (with refs) or path")
     bdir = Path(boards_dir) if boards_dir else (here / data.get("boards_dir", "../machines")).resolve()
     overrides = data.get("board_overrides") or {}
     for name in overrides:
@@ -164,7 +185,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         bpath = bdir / f"{name}.yml"
         if not bpath.is_file():
             raise smap.error(("boards", i), f"no board manifest {bpath}")
-        board = load_board(bpath, name)
+        board = _with_core(load_board(bpath, name), core_repos)
         if name in overrides:
             o = overrides[name]
             lc = dict(board.local_conf)
@@ -200,7 +221,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     targets = data["target"] if isinstance(data["target"], list) else [data["target"]]
     return Product(
         name=data["name"], series=data["series"], distro=data["distro"], targets=tuple(targets),
-        repos=_repos(data["repos"], smap, ("repos",), here), boards=boards, release=release,
+        repos=core_repos, boards=boards, release=release,
         variants=variants, default_variant=default_variant,
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),

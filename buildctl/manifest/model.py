@@ -36,6 +36,7 @@ class Repo:
     patches: tuple[str, ...] = ()
     source: Path | None = None  # manifest that declared it
     line: int | None = None
+    extends: bool = False  # board only: more layers of the product's core repo of this id
 
     def ref(self, series: str) -> Ref | None:
         return self.refs.get(series)

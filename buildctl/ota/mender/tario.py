@@ -161,9 +161,15 @@ class TarStream:
                 raise ArtifactError("truncated: archive ends without an end-of-archive marker",
                                     member=self.what)
             if block == bytes(BLOCK):
+                if read_exact(self.src, BLOCK, self.what) != bytes(BLOCK):
+                    raise ArtifactError("corrupt end-of-archive marker", member=self.what)
                 self.ended = True
                 return None
-            if _checksum(block) != _num(block[148:156], self.what):
+            try:
+                stored = _num(block[148:156], self.what)
+            except ArtifactError:
+                stored = -1
+            if _checksum(block) != stored:
                 raise ArtifactError("tar header checksum mismatch (corrupt or not a tar)",
                                     member=self.what)
             raw += block

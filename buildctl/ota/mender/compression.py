@@ -27,6 +27,11 @@ try:  # ISA-L: 5-10x faster deflate at levels 0-3, same format
 except ImportError:  # pragma: no cover - declared dependency, fallback for odd platforms
     _fast_zlib = None
 
+_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error,
+                                             zstandard.ZstdError, ValueError)
+if _fast_zlib is not None:
+    _ERRORS += (_fast_zlib.error,)
+
 SUFFIXES = {"": "none", ".gz": "gzip", ".xz": "lzma", ".zst": "zstd"}
 
 
@@ -76,8 +81,7 @@ class _Bounded:
             data = self.src.read(n if n > 0 else 1 << 20)
         except ArtifactError:
             raise
-        except (OSError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError,
-                ValueError) as exc:
+        except _ERRORS as exc:
             raise ArtifactError(f"cannot decompress: {exc}", member=self.member) from None
         self.total += len(data)
         if self.limit is not None and self.total > self.limit:

@@ -4,6 +4,12 @@ from __future__ import annotations
 from buildctl.errors import UserError
 
 
+def _clean(text: str, limit: int) -> str:
+    """Names from hostile archives: escape control characters, cap the length (one line)."""
+    out = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 class ArtifactError(UserError):
     """An artifact that is malformed, tampered, unsigned when it must be, or unusable.
 
@@ -11,6 +17,7 @@ class ArtifactError(UserError):
     """
 
     def __init__(self, message: str, *, path: str = "", member: str = ""):
+        message, member = _clean(message, 400), _clean(member, 120)
         self.path = path
         self.member = member
         self.reason = message

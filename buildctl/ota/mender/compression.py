@@ -313,7 +313,8 @@ class _PlainWriter(io.RawIOBase):
 class _ZstdWriter(io.RawIOBase):
     def __init__(self, out: BinaryIO, level: int, threads: int):
         self.out = out
-        cctx = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0,
+        # worker mode (threads >= 1) gives the same bytes for any thread count
+        cctx = zstandard.ZstdCompressor(level=level, threads=max(1, threads),
                                         write_checksum=True)
         self._w = cctx.stream_writer(out, closefd=False)
 

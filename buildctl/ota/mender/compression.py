@@ -153,7 +153,7 @@ class _GzipReader:
             data = self._d.unconsumed_tail or self._buf
             self._buf = b""
             if not data:
-                data = self.src.read(1 << 18)
+                data = self.src.read(1 << 20)
                 if not data:
                     raise ArtifactError("truncated gzip stream", member=self.member)
             out = self._d.decompress(data, n)
@@ -171,7 +171,8 @@ class Prefetch:
         self._src = src
         self._chunk = chunk
         self._q: Queue = Queue(depth)
-        self._buf = memoryview(b"")
+        self._cur = b""
+        self._pos = 0
         self._stop = False
         self._done = False
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -188,7 +189,7 @@ class Prefetch:
             self._q.put(exc)
 
     def read(self, n: int = -1) -> bytes:
-        if not self._buf:
+        if self._pos >= len(self._cur):
             if self._done:
                 return b""
             item = self._q.get()
@@ -198,12 +199,14 @@ class Prefetch:
             if not item:
                 self._done = True
                 return b""
-            self._buf = memoryview(item)
-        if n < 0 or n >= len(self._buf):
-            out, self._buf = self._buf, memoryview(b"")
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return bytes(out)
+            self._cur, self._pos = item, 0
+        if self._pos == 0 and (n < 0 or n >= len(self._cur)):  # hand over whole chunks, no copy
+            out, self._cur = self._cur, b""
+            return out
+        end = len(self._cur) if n < 0 else min(len(self._cur), self._pos + n)
+        out = self._cur[self._pos:end]
+        self._pos = end
+        return out
 
     def close(self) -> None:
         self._stop = True

@@ -114,3 +114,22 @@ def test_module_meta_and_generated_files(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(header)) as h:
         assert h.extractfile("headers/0000/meta-data").read() == b'{"a":"\\u003c\\u0026\\u003e","z":1}'
     assert read_artifact(out).payloads[0].meta_data == {"a": "<&>", "z": 1}
+
+
+def test_pax_size_header_reads_back():
+    """Payloads of 8 GiB and more need a PAX size; the fixed-width form round-trips."""
+    from buildctl.ota.mender.tario import TarStream, header_bytes, padding
+    big = 9 * (1 << 30)
+    hdr = header_bytes("data/0000.tar.gz", big, pax_size=True)
+    assert len(hdr) == len(header_bytes("data/0000.tar.gz", 0, pax_size=True))
+    parsed = TarStream(io.BytesIO(hdr)).next()
+    assert parsed.name == "data/0000.tar.gz" and parsed.size == big
+    small = header_bytes("x", 5, pax_size=True) + b"hello" + padding(5) + bytes(1024)
+    with tarfile.open(fileobj=io.BytesIO(small)) as t:
+        assert t.extractfile("x").read() == b"hello"
+
+
+def test_ecdsa_signatures_are_reproducible(tmp_path, keys):
+    a = write_artifact(_spec(tmp_path), tmp_path / "a.mender", key=load_private_key(keys["ec"]))
+    b = write_artifact(_spec(tmp_path), tmp_path / "b.mender", key=load_private_key(keys["ec"]))
+    assert a.read_bytes() == b.read_bytes()

@@ -98,7 +98,7 @@ def decompressor(src: Readable, kind: str, member: str, limit: int | None = None
     elif kind == "gzip":
         inner = _GzipReader(src, member)
     elif kind == "lzma":
-        inner = lzma.LZMAFile(_as_file(src), "rb")
+        inner = _XzReader(src, member)
     elif kind == "zstd":
         inner = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
             _as_file(src), read_across_frames=True, read_size=1 << 18)
@@ -156,6 +156,35 @@ class _GzipReader:
                 data = self.src.read(1 << 20)
                 if not data:
                     raise ArtifactError("truncated gzip stream", member=self.member)
+            out = self._d.decompress(data, n)
+            if out:
+                return out
+
+
+class _XzReader:
+    """xz streams one after another, with a cap on the decoder's memory (hostile dictionaries)."""
+
+    MEMLIMIT = 256 << 20
+
+    def __init__(self, src: Readable, member: str):
+        self.src = src
+        self.member = member
+        self._d = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=self.MEMLIMIT)
+        self._in = b""
+
+    def read(self, n: int) -> bytes:
+        while True:
+            if self._d.eof:
+                rest = self._d.unused_data or self.src.read(1 << 20)
+                if not rest:
+                    return b""
+                self._d = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=self.MEMLIMIT)
+                self._in = rest
+            if self._d.needs_input and not self._in:
+                self._in = self.src.read(1 << 20)
+                if not self._in:
+                    raise ArtifactError("truncated xz stream", member=self.member)
+            data, self._in = self._in, b""
             out = self._d.decompress(data, n)
             if out:
                 return out

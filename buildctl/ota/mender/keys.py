@@ -53,7 +53,12 @@ class PrivateKey:
         if isinstance(self.key, rsa.RSAPrivateKey):
             raw = self.key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         else:
-            r, s = decode_dss_signature(self.key.sign(message, ec.ECDSA(hashes.SHA256())))
+            try:  # RFC 6979: same manifest, same signature (reproducible artifacts)
+                algo = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+                der = self.key.sign(message, algo)
+            except (TypeError, UnsupportedAlgorithm):  # older cryptography/OpenSSL
+                der = self.key.sign(message, ec.ECDSA(hashes.SHA256()))
+            r, s = decode_dss_signature(der)
             raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return base64.b64encode(raw)
 

@@ -51,6 +51,7 @@ def sign_artifact(src: str | os.PathLike, key: PrivateKey, output: str | os.Path
                     out.write(chunk)
                 out.write(padding(size))
             out.write(END)
+        os.chmod(tmp, src_path.stat().st_mode & 0o777)
         os.replace(tmp, out_path)
     except ArtifactError as exc:
         raise exc.located(str(src_path)) from None

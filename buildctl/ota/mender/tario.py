@@ -257,14 +257,21 @@ def _ustar_block(name: bytes, size: int, mode: int, mtime: int, typeflag: bytes,
 
 
 def header_bytes(name: str, size: int, *, mode: int = 0o600, mtime: int = 0,
-                 uid: int = 0, gid: int = 0, uname: str = "", gname: str = "") -> bytes:
-    """The header block(s) of a regular file: USTAR when it fits, else a PAX record first."""
+                 uid: int = 0, gid: int = 0, uname: str = "", gname: str = "",
+                 pax_size: bool = False) -> bytes:
+    """The header block(s) of a regular file: USTAR when it fits, else a PAX record first.
+
+    pax_size: always carry the size in a fixed-width PAX record, so that a header written
+    before the size is known can be rewritten in place with the same length.
+    """
     bname = name.encode()
     records = b""
     if len(bname) > 100:
         records += _pax_record("path", name)
         bname = bname[:100]
-    if size >= 8 ** 11:
+    if pax_size:
+        records += _pax_record("size", f"{size:020d}")
+    elif size >= 8 ** 11:
         records += _pax_record("size", str(size))
     out = b""
     if records:

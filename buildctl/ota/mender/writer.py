@@ -2,16 +2,15 @@
 
 Deterministic: the same inputs and SOURCE_DATE_EPOCH give the same bytes (fixed member
 order, owner 0/0, fixed modes, one mtime, gzip header without a time, sorted JSON maps and
-state scripts). Streaming: payload files are read once in 1 MiB chunks, hashed and
-compressed on the way (both cores), into a temporary file next to the output that is then
-copied behind the header; the output appears only once complete (rename).
+state scripts). Streaming: payload files are read in 1 MiB chunks, once to hash them (the
+manifest precedes the data) and once to compress them (both cores) straight into a partial
+file next to the output, renamed once complete. Memory stays bounded by a few chunks.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -185,48 +184,77 @@ def type_info(p: PayloadSpec) -> bytes:
     return go_json(obj)
 
 
-def _chunks(src: DataSource, sha: "hashlib._Hash") -> Iterator[bytes]:
+def _chunks(src: DataSource) -> Iterator[bytes]:
     if src.data is not None:
-        sha.update(src.data)
         yield src.data
         return
     with open(src.path, "rb", buffering=0) as f:  # type: ignore[arg-type]
         while chunk := f.read(CHUNK):
-            sha.update(chunk)
             yield chunk
 
 
-def _size(src: DataSource) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Input:
+    src: DataSource
+    size: int
+    mode: int
+    stamp: tuple[int, int] | None  # (size, mtime_ns) of a file on disk, to detect changes
+
+
+def _stat(src: DataSource) -> _Input:
     if src.data is not None:
-        return len(src.data), 0o755 if src.executable else 0o644
+        return _Input(src, len(src.data), 0o755 if src.executable else 0o644, None)
     try:
         st = os.stat(src.path)  # type: ignore[arg-type]
     except OSError as exc:
         raise ArtifactError(f"payload file {src.path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ArtifactError(f"payload file {src.path} is not a regular file")
-    return st.st_size, 0o755 if st.st_mode & 0o111 else 0o644
+    return _Input(src, st.st_size, 0o755 if st.st_mode & 0o111 else 0o644,
+                  (st.st_size, st.st_mtime_ns))
 
 
-def _write_data(spec: ArtifactSpec, out, mtime: int, threads: int) -> list[tuple[str, str]]:
+def _unchanged(inp: _Input) -> None:
+    if inp.stamp is None:
+        return
+    try:
+        st = os.stat(inp.src.path)  # type: ignore[arg-type]
+        now = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        now = None
+    if now != inp.stamp:
+        raise ArtifactError(f"payload file {inp.src.path} changed while the artifact was written")
+
+
+def _hash(inp: _Input) -> str:
+    """First pass: the manifest (which precedes the data) needs every file's sha256."""
+    sha = hashlib.sha256()
+    n = 0
+    try:
+        for chunk in _chunks(inp.src):
+            sha.update(chunk)
+            n += len(chunk)
+    except OSError as exc:
+        raise ArtifactError(f"payload file {inp.src.path}: {exc.strerror}") from None
+    if n != inp.size:
+        raise ArtifactError(f"payload file {inp.src.path} changed size while being read")
+    return sha.hexdigest()
+
+
+def _write_data(spec: ArtifactSpec, inputs: list[_Input], out, mtime: int, threads: int) -> None:
+    """Second pass: the data tar, compressed (in parallel) straight into the output."""
     comp = compressor(out, spec.compression, threads)
-    tar = TarWriter(comp, mtime=mtime)
-    sums = []
-    for src in spec.payload.files:
-        size, mode = _size(src)
-        sha = hashlib.sha256()
-        comp.write(header_bytes(src.name, size, mode=mode, mtime=mtime))
+    for inp in inputs:
+        comp.write(header_bytes(inp.src.name, inp.size, mode=inp.mode, mtime=mtime))
         written = 0
-        for chunk in _chunks(src, sha):
+        for chunk in _chunks(inp.src):
             written += len(chunk)
             comp.write(chunk)
-        if written != size:
-            raise ArtifactError(f"payload file {src.path} changed size while being read")
-        comp.write(padding(size))
-        sums.append((src.name, sha.hexdigest()))
-    tar.close()
+        if written != inp.size:
+            raise ArtifactError(f"payload file {inp.src.path} changed size while being read")
+        comp.write(padding(inp.size))
+    comp.write(END)
     comp.close()
-    return sums
 
 
 def _header_tar(spec: ArtifactSpec, mtime: int) -> bytes:
@@ -249,67 +277,67 @@ def _header_tar(spec: ArtifactSpec, mtime: int) -> bytes:
     return buf.getvalue()
 
 
-def _copy(src, dst, size: int) -> None:
-    try:
-        left = size
-        while left:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), min(left, 1 << 30))
-            if n <= 0:
-                break
-            left -= n
-        if left:
-            raise OSError
-    except (OSError, AttributeError):
-        src.seek(0)
-        dst.seek(0, os.SEEK_END)
-        shutil.copyfileobj(src, dst, CHUNK)
-
-
 def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
                    key: PrivateKey | None = None, threads: int = 2,
                    mtime: int | None = None) -> Path:
-    """Write spec to output (atomically); returns the output path."""
+    """Write spec to output (atomically: a partial file next to it, renamed when complete).
+
+    Two passes over the payload files: hash (the manifest comes first), then tar + compress
+    straight into the output; the data member's size is patched into its header at the end.
+    """
     validate_spec(spec)
     out_path = Path(output)
     mtime = source_date_epoch() if mtime is None else mtime
     sfx = spec.compression.suffix
+    inputs = [_stat(src) for src in spec.payload.files]
+    sums = [_hash(inp) for inp in inputs]
+    p = spec.payload
+    if p.checksum_provide and sums:
+        p.provides = {**p.provides, p.checksum_provide: sums[0]}
+    header = compress_bytes(_header_tar(spec, mtime), spec.compression)
+    header_name = f"header.tar{sfx}"
+    manifest = "".join(f"{digest}  data/0000/{inp.src.name}\n" for inp, digest in zip(inputs, sums))
+    manifest += f"{hashlib.sha256(header).hexdigest()}  {header_name}\n"
+    manifest += f"{hashlib.sha256(FORMAT_VERSION).hexdigest()}  version\n"
+    manifest_bytes = manifest.encode()
+    data_name = f"data/0000.tar{sfx}"
+    # compressed data can exceed the input a little; past USTAR's 8 GiB use a PAX size record
+    big = sum(i.size for i in inputs) * 1.01 + (16 << 20) >= 8 ** 11
     out_dir = out_path.parent if str(out_path.parent) else Path(".")
     try:
-        tmpdir = Path(tempfile.mkdtemp(prefix=".buildctl-artifact-", dir=out_dir))
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_dir)
     except OSError as exc:
         raise ArtifactError(f"cannot write to {out_dir}: {exc.strerror}") from None
+    tmp = Path(tmp_name)
     try:
-        data_tmp = tmpdir / "data"
-        with open(data_tmp, "w+b", buffering=CHUNK) as data_f:
-            sums = _write_data(spec, data_f, mtime, threads)
-            data_f.flush()
-            data_size = data_f.tell()
-            p = spec.payload
-            if p.checksum_provide and sums:
-                p.provides = {**p.provides, p.checksum_provide: sums[0][1]}
-            header = compress_bytes(_header_tar(spec, mtime), spec.compression)
-            header_name = f"header.tar{sfx}"
-            manifest = "".join(f"{digest}  data/0000/{name}\n" for name, digest in sums)
-            manifest += f"{hashlib.sha256(header).hexdigest()}  {header_name}\n"
-            manifest += f"{hashlib.sha256(FORMAT_VERSION).hexdigest()}  version\n"
-            manifest_bytes = manifest.encode()
-            final_tmp = tmpdir / "artifact"
-            with open(final_tmp, "wb", buffering=CHUNK) as out:
-                tar = TarWriter(out, mtime=mtime)
-                tar.add_bytes("version", FORMAT_VERSION)
-                tar.add_bytes("manifest", manifest_bytes)
-                if key is not None:
-                    tar.add_bytes("manifest.sig", key.sign(manifest_bytes))
-                tar.add_bytes(header_name, header)
-                out.write(header_bytes(f"data/0000.tar{sfx}", data_size, mtime=mtime))
-                out.flush()
-                data_f.seek(0)
-                _copy(data_f, out, data_size)
-                out.write(padding(data_size))
-                out.write(END)
-        os.replace(final_tmp, out_path)
+        with os.fdopen(fd, "w+b", buffering=CHUNK) as out:
+            tar = TarWriter(out, mtime=mtime)
+            tar.add_bytes("version", FORMAT_VERSION)
+            tar.add_bytes("manifest", manifest_bytes)
+            if key is not None:
+                tar.add_bytes("manifest.sig", key.sign(manifest_bytes))
+            tar.add_bytes(header_name, header)
+            header_pos = out.tell()
+            placeholder = header_bytes(data_name, 0, mtime=mtime, pax_size=big)
+            out.write(placeholder)
+            start = out.tell()
+            _write_data(spec, inputs, out, mtime, threads)
+            data_size = out.tell() - start
+            out.write(padding(data_size))
+            out.write(END)
+            final = header_bytes(data_name, data_size, mtime=mtime, pax_size=big)
+            if len(final) != len(placeholder):  # pragma: no cover - guarded by `big`
+                raise ArtifactError(f"{data_name}: size {data_size} does not fit the header")
+            out.seek(header_pos)
+            out.write(final)
+        for inp in inputs:
+            _unchanged(inp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out_path)
     except OSError as exc:
         raise ArtifactError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
     return out_path

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     v.add_argument("--require-signature", action="store_true",
                    help="fail when the artifact is unsigned (implied by --key)")
     v.add_argument("--device-type", "-t", action="append", default=[],
-                   help="device type the artifact must be compatible with (repeatable)")
+                   help="device type the artifact must be compatible with (repeatable; each must be)")
     v.add_argument("--artifact-name", "-n", help="expected artifact name")
     v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR")
     add_json_flag(v)
@@ -170,9 +170,10 @@ def cmd_verify(args) -> int:
         info = None
         problems.append(str(exc))
     if info is not None:
-        if args.device_type and not set(args.device_type) & set(info.device_types):
+        missing = [t for t in args.device_type if t not in info.device_types]
+        if missing:
             problems.append(f"{args.file}: not compatible with device type(s) "
-                            f"{', '.join(args.device_type)} (artifact: {', '.join(info.device_types)})")
+                            f"{', '.join(missing)} (artifact: {', '.join(info.device_types)})")
         if args.artifact_name and info.name != args.artifact_name:
             problems.append(f"{args.file}: artifact name {info.name!r}, expected {args.artifact_name!r}")
     if args.json:

@@ -343,8 +343,8 @@ def _read(f: BinaryIO, path: str, public_key: PublicKey | None, require_signatur
     version_bytes = outer.read_all(limits.small_member)
     seen.append("version")
     version = _only_keys(_json(version_bytes, "version"), ("format", "version"), "version", "version")
-    if version.get("format") != "mender" or version.get("version") != 3 or isinstance(
-            version.get("version"), bool):
+    if version.get("format") != "mender" or type(version.get("version")) is not int or \
+            version.get("version") != 3:
         raise _fail(f"unsupported format {version.get('format')!r} version {version.get('version')!r}"
                     " (only mender version 3)", "version")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import tarfile
 
 import pytest
 
@@ -74,6 +75,15 @@ def corpus(tmp_path_factory, keys):
         "single-file", [DataSource("dest_dir", data=b"/etc\n"), DataSource("a.conf", data=b"x=1\n")],
         "m-1", meta_data={"k": "v"}), compression=Compression("none")), p)
     out.append(("module", p.read_bytes()))
+    # the same members re-packed by Python's tarfile in PAX and GNU formats (long-name paths)
+    for fmt, name in ((tarfile.PAX_FORMAT, "pax"), (tarfile.GNU_FORMAT, "gnu")):
+        src = tarfile.open(fileobj=io.BytesIO(out[1][1]))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as dst:
+            for m in src.getmembers():
+                m.pax_headers = {"mtime": "1700000000.5", "comment": "x" * 50}
+                dst.addfile(m, src.extractfile(m))
+        out.append(("none", buf.getvalue()))
     return out
 
 

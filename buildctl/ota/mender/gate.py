@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from buildctl.errors import UserError
 from buildctl.findings import Finding
+from buildctl.ota.mender.errors import ArtifactError
 from buildctl.ota.mender.keys import load_public_key
 from buildctl.ota.mender.reader import Limits, read_artifact
 
@@ -41,9 +42,10 @@ def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str, device_ty
         try:
             info = read_artifact(path, public_key=key, require_signature=require_signature,
                                  limits=limits)
-        except UserError as exc:
-            code = ("artifact-signature" if "sign" in str(exc) else "artifact-invalid")
-            findings.append(Finding(board, code, str(exc), file=path))
+        except ArtifactError as exc:
+            signature = exc.member == "manifest.sig" or "not signed" in exc.reason
+            findings.append(Finding(board, "artifact-signature" if signature else "artifact-invalid",
+                                    str(exc), file=path))
             continue
         got = sorted(set(info.device_types))
         if got != want:

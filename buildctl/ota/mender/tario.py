@@ -202,8 +202,12 @@ class TarStream:
                     size = int(pax["size"])
                 except ValueError:
                     raise ArtifactError("malformed PAX size", member=self.what) from None
+            try:
+                mtime = int(float(pax["mtime"])) if "mtime" in pax else 0
+            except (ValueError, OverflowError):
+                raise ArtifactError("malformed PAX mtime", member=self.what) from None
             hdr = TarHeader(name=name, size=size, mode=_num(block[100:108], self.what),
-                            mtime=int(float(pax.get("mtime", 0))) or _num(block[136:148], self.what),
+                            mtime=mtime or _num(block[136:148], self.what),
                             typeflag=typeflag, uid=_num(block[108:116], self.what),
                             gid=_num(block[116:124], self.what), uname=_str(block[265:297]),
                             gname=_str(block[297:329]), linkname=pax.get("linkpath") or _str(block[157:257]),

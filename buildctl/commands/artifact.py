@@ -58,6 +58,8 @@ def register(subparsers) -> None:
                    help="device type the artifact must be compatible with (repeatable; each must be)")
     v.add_argument("--artifact-name", "-n", help="expected artifact name")
     v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR")
+    v.add_argument("--max-payload-bytes", type=int, metavar="N",
+                   help="refuse artifacts whose payload files add up to more than N bytes")
     add_json_flag(v)
     v.set_defaults(func=cmd_verify)
 
@@ -165,7 +167,8 @@ def cmd_verify(args) -> int:
     try:
         info = read_artifact(args.file, public_key=key,
                              require_signature=args.require_signature or key is not None,
-                             extract_to=args.extract)
+                             extract_to=args.extract,
+                             limits=Limits(data_bytes=args.max_payload_bytes))
     except ArtifactError as exc:
         info = None
         problems.append(str(exc))

@@ -47,6 +47,8 @@ def test_write_inspect_verify_sign_roundtrip(tmp_path, keys):
     r = cli("artifact", "inspect", out)
     assert "rel-2" in r.stdout and "rpi4, rpi5" in r.stdout and "no signature" in r.stdout
     assert cli("artifact", "verify", out, "-t", "rpi5", "-n", "rel-2").returncode == 0
+    r = cli("artifact", "verify", out, "--max-payload-bytes", "1000")
+    assert r.returncode == 1 and "1000-byte limit" in r.stderr
     r = cli("artifact", "verify", out, "-t", "qemux86-64")
     assert r.returncode == 1 and "not compatible with device type(s) qemux86-64" in r.stderr
     r = cli("artifact", "verify", out, "-k", keys["rsa-pub"])

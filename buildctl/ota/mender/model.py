@@ -26,6 +26,8 @@ def script_name_problem(name: str) -> str | None:
 
 
 def data_name_problem(name: str) -> str | None:
+    if name in (".", ".."):
+        return f"data file name {name!r} is not allowed"
     if not DATA_NAME.match(name):
         return (f"data file {name!r} contains forbidden characters; only letters, digits "
                 'and characters in the set ".,_-" are allowed')

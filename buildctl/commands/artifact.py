@@ -98,7 +98,12 @@ def _common_write(p) -> None:
     p.add_argument("--artifact-name", "-n", required=True)
     p.add_argument("--device-type", "-t", action="append", required=True,
                    help="compatible device type (repeatable)")
-    p.add_argument("--output-path", "-o", required=True)
+    p.add_argument("--output-path", "-o", default="artifact.mender",
+                   help="where to write the artifact (default: artifact.mender)")
+    p.add_argument("--version", "-v", type=int, choices=[3], default=3,
+                   help="artifact format version (only 3)")
+    p.add_argument("--no-progress", action="store_true", help="accepted for mender-artifact "
+                   "compatibility; buildctl shows no progress bar")
     p.add_argument("--artifact-name-depends", "-N", action="append", default=[])
     p.add_argument("--provides-group", "-g", default="")
     p.add_argument("--depends-groups", "-G", action="append", default=[])

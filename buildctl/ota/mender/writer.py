@@ -296,7 +296,7 @@ def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
         p.provides = {**p.provides, p.checksum_provide: sums[0]}
     header = compress_bytes(_header_tar(spec, mtime), spec.compression)
     header_name = f"header.tar{sfx}"
-    manifest = "".join(f"{digest}  data/0000/{inp.src.name}\n" for inp, digest in zip(inputs, sums))
+    manifest = "".join(f"{digest}  data/0000/{inp.src.name}\n" for inp, digest in zip(inputs, sums, strict=True))
     manifest += f"{hashlib.sha256(header).hexdigest()}  {header_name}\n"
     manifest += f"{hashlib.sha256(FORMAT_VERSION).hexdigest()}  version\n"
     manifest_bytes = manifest.encode()

@@ -110,3 +110,45 @@ def test_fuzz_mutated_artifacts(corpus, keys):
             raise AssertionError(f"mutation {i} of {kind}: unhandled {type(exc).__name__}: {exc}")
     assert outcomes["rejected"] > N * 0.8  # mutations are caught, not silently accepted
     assert sum(outcomes.values()) == N
+
+
+def test_fuzz_header_json_behind_valid_checksums():
+    """Mutate header-info / type-info / meta-data / script names, then rebuild the artifact with
+    correct sums, so the mutations reach the JSON and naming rules instead of the checksums."""
+    from tests.ota.helpers import build_raw
+
+    rng = random.Random(7)
+    header_info = (b'{"payloads":[{"type":"rootfs-image"}],"artifact_provides":{"artifact_name":"r1",'
+                   b'"artifact_group":"g"},"artifact_depends":{"artifact_name":["r0"],'
+                   b'"device_type":["dev"],"artifact_group":["g"]}}')
+    type_info = (b'{"type":"rootfs-image","artifact_depends":{"a":"b","c":["d"]},'
+                 b'"artifact_provides":{"x":"y"},"clears_artifact_provides":["x*"]}')
+    meta = b'{"k":{"n":[1,2]}}'
+    tokens = [b'"', b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"1e999", b'""', b"\\u0000",
+              b'"type"', b'"payloads"', b'"device_type"', b"\xff", b" "]
+    rejected = 0
+    for i in range(3000):
+        parts = [header_info, type_info, meta, b"ArtifactInstall_Enter_00_x"]
+        j = rng.randrange(4)
+        b = bytearray(parts[j])
+        for _ in range(rng.randrange(1, 4)):
+            pos = rng.randrange(len(b) + 1)
+            op = rng.randrange(3)
+            if op == 0:
+                b[pos:pos] = rng.choice(tokens)
+            elif op == 1:
+                del b[pos:pos + rng.randrange(1, 6)]
+            else:
+                b[pos:pos + 1] = bytes([rng.randrange(256)])
+        parts[j] = bytes(b)
+        script = parts[3].decode("utf-8", "replace").replace("/", "_")
+        blob = build_raw(header_info=parts[0], type_info=parts[1], meta=parts[2],
+                         extra_header=[(f"scripts/{script}", b"#!/bin/sh\n")])
+        try:
+            read_artifact(io.BytesIO(blob))
+        except ArtifactError as exc:
+            assert "\n" not in str(exc)
+            rejected += 1
+        except Exception as exc:  # pragma: no cover
+            raise AssertionError(f"iteration {i}: unhandled {type(exc).__name__}: {exc}") from None
+    assert 0 < rejected < 3000

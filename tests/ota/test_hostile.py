@@ -174,6 +174,7 @@ def test_data_decompression_bombs():
     ("header_info", b'{"payloads":[{"type":"rootfs-image"}],"artifact_provides":{}}', "artifact_name is missing"),
     ("header_info", b'not json', "not valid JSON"),
     ("meta", b"[1,2]", "must be a JSON object"),
+    ("meta", b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
     ("type_info", b'{"type":"docker"}', "does not match header-info"),
     ("type_info", b'{"type":"rootfs-image","artifact_provides":{"x":["y"]}}', "must map names to strings"),
     ("type_info", b'{"type":"rootfs-image","artifact_provides":{"artifact_name":"y"}}', "conflicting keys"),

@@ -85,6 +85,8 @@ def _json(data: bytes, member: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _fail(f"is not valid JSON ({exc})", member) from None
+    except RecursionError:
+        raise _fail("is nested too deeply", member) from None
 
 
 def _printable(value: Any, what: str, member: str) -> str:

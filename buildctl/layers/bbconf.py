@@ -50,6 +50,7 @@ _UNSET_RE = re.compile(
 # an override, e.g. VAR:rpi:append), everything after it the condition (lower case only).
 _OPERATION_RE = re.compile(r"^(?P<base>.*?):(?P<kw>append|prepend|remove)(?::(?P<cond>[^A-Z]*))?$")
 _VARREF_RE = re.compile(r"\$\{([a-zA-Z0-9\-_+./~:]+)\}")
+_NESTED_RE = re.compile(r"\$\{[^}]*\$\{")  # `${${X}}`: the inner reference forms the outer name
 _OVERRIDE_RE = re.compile(r"^[a-z0-9]+")
 _WS_SPLIT = re.compile(r"(\s)")
 
@@ -381,17 +382,24 @@ class Datastore:
         if "${" not in value:
             return value
 
+        recursed = False
+
         def sub(m: re.Match[str]) -> str:
+            nonlocal recursed
             ref = m.group(1)
             if ref in seen:  # BitBake stops with "references itself"; keep it literal
+                recursed = True
                 return m.group(0)
             got = self._get(ref, True, seen)
             return m.group(0) if got is None else got
 
-        # Expand repeatedly so values built from references (`${${X}}`) settle, like BitBake.
+        # Expand again while a pass formed new references (`${${X}}`), like BitBake; a
+        # self-reference ends it (BitBake raises there, we keep the text).
+        nested = _NESTED_RE.search(value) is not None
         for _ in range(20):
             new = _VARREF_RE.sub(sub, value)
-            if new == value:
+            if new == value or recursed or not nested:
+                value = new
                 break
             value = new
         return value

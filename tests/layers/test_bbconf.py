@@ -265,3 +265,10 @@ def test_recipe_syntax_in_inc_files():
     assert evaluate(sts)["C"] == "12"
     with pytest.raises(ConfSyntaxError):  # not in a .conf file, as in BitBake
         parse(text, "conf/layer.conf")
+
+
+def test_nested_reference_and_recursive_override():
+    got = evaluate(parse('X = "Y"\nY = "why"\nZ = "${${X}}"\n'))
+    assert got["Z"] == "why"
+    got = evaluate(parse('OVERRIDES = "ov"\nC:ov = "x ${C}"\n'))
+    assert got["C"] == "x ${C}"  # BitBake refuses this self-reference; we stop, never grow it

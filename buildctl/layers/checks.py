@@ -6,6 +6,8 @@ Codes (stable, for --json consumers and docs):
   conf-syntax            a configuration line BitBake cannot parse
   layer-depends-syntax   LAYERDEPENDS/LAYERRECOMMENDS that cannot be read
   collection-duplicate   two layers declare the same BBFILE_COLLECTIONS name
+  layer-priority         BBFILE_PRIORITY_<c> that is not a whole number
+  layer-pattern          a collection without BBFILE_PATTERN_<c>
   core-series            OE-core's LAYERSERIES_CORENAMES does not include the product series
   series-compat          a layer's LAYERSERIES_COMPAT shares no name with the core series
   series-compat-missing  a layer sets no LAYERSERIES_COMPAT (warning, as in BitBake)
@@ -199,6 +201,16 @@ def check_stack(
             else:
                 providers[c.name] = (layer, c)
     collections = set(providers)
+
+    # Priorities and patterns BitBake insists on
+    for layer in layers:
+        for c in layer.collections:
+            pr = c.priority
+            if pr is not None and not pr.value.strip().lstrip("-").isdigit():
+                add("layer-priority", f"BBFILE_PRIORITY_{c.name} is \"{pr.value}\", not a whole number", pr.file, pr.line)
+            if c.pattern is None:
+                add("layer-pattern", f"layer '{c.name}' ({layer.name}) does not set BBFILE_PATTERN_{c.name}; "
+                    "BitBake stops without it", c.file, c.line)
 
     # Series compatibility
     core_layer = next((l for l in layers if l.corenames is not None and l.corenames.value.split()), None)

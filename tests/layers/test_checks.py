@@ -268,3 +268,14 @@ def test_recipe_index_agrees_with_bitbake_rule():
     idx = _RecipeIndex(recipes)
     for app in appends:
         assert idx.matches(app) == any(bbappend_matches(app, r) for r in recipes), app
+
+
+def test_priority_and_pattern(stack):
+    bad = stack(meta_p=LayerSpec(collection="p", priority=None, extra_conf='BBFILE_PRIORITY_p = "high"\nunset BBFILE_PATTERN_p\n'))
+    found = run(bad)
+    assert codes(found) == ["layer-priority", "layer-pattern"]
+    assert found[0].message == 'BBFILE_PRIORITY_p is "high", not a whole number'
+    conf = bad[1].read_text("conf/layer.conf").splitlines()
+    assert conf[found[0].line - 1] == 'BBFILE_PRIORITY_p = "high"'
+    assert "does not set BBFILE_PATTERN_p" in found[1].message
+    assert run(stack(meta_p=LayerSpec(collection="p", priority=12))) == []

@@ -309,9 +309,6 @@ def check_stack(
     # bbappends without a recipe
     recipes: list[Recipe] = [r for l in layers for r in l.recipes if _active(r.dynamic, collections)]
     recipe_index = _RecipeIndex(r.filename for r in recipes)
-    by_pn: dict[str, list[str]] = {}
-    for r in recipes:
-        by_pn.setdefault(r.pn, []).append(r.filename)
     for layer in layers:
         for app in layer.bbappends:
             if not _active(app.dynamic, collections):
@@ -319,7 +316,7 @@ def check_stack(
             if recipe_index.matches(app.filename):
                 continue
             pn = app.filename.split("_")[0].removesuffix(".bbappend")
-            have = sorted(by_pn.get(pn, []))
+            have = sorted(r.filename for r in recipes if r.pn == pn)  # only when reporting
             hint = f"; the stack has {', '.join(have)}" if have else f"; no recipe named {pn} in the stack"
             add(
                 "bbappend-dangling",

@@ -121,9 +121,12 @@ def _close(name: str, options: Iterable[str]) -> str:
     return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
-def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]:
+def machine_variables(
+    layers: list[LayerInfo], conf: ConfFile, local_conf: Iterable[bbconf.Statement] = ()
+) -> dict[str, str]:
     """Evaluate a machine (or distro) conf with its include/require files found in the stack
-    (BBPATH order = layer order), so MACHINE_FEATURES from `rpi-base.inc` etc. are seen."""
+    (BBPATH order = layer order), so MACHINE_FEATURES from `rpi-base.inc` etc. are seen.
+    local_conf statements go first, as local.conf is parsed before the machine conf."""
     owners = [l for l in layers if conf.file.startswith(l.name + "/")]
     owner = max(owners, key=lambda l: len(l.name)) if owners else None
     text = owner.read_text(conf.file[len(owner.name) + 1 :]) if owner else None
@@ -146,7 +149,7 @@ def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]
         return out
 
     try:
-        sts = bbconf.parse(text, conf.file)
+        sts = list(local_conf) + bbconf.parse(text, conf.file)
     except bbconf.ConfSyntaxError:
         return {k: v.value for k, v in conf.variables.items()}
     d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=resolver)
@@ -163,6 +166,7 @@ def check_stack(
     bootloader: str | None = None,
     manifest_file: str = "",
     manifest_lines: Mapping[str, int] | None = None,
+    local_conf: Iterable[bbconf.Statement] = (),
 ) -> list[Finding]:
     """Every problem of one board's layer stack (layers in bblayers order, OE-core first).
 
@@ -170,7 +174,9 @@ def check_stack(
     ("" or "nodistro" skips the distro check); bootloader: the Mender bootloader integration
     ("u-boot", "grub-efi", ...) if the manifest has one. manifest_file/manifest_lines
     ({"machine": 3, "distro": 5, "series": 2, "bootloader": 9}) locate findings that belong to
-    the manifest rather than to a layer.
+    the manifest rather than to a layer. local_conf: the board's local.conf statements
+    (bbconf.parse of the composed fragment), seen by the bootloader check before the machine
+    conf, e.g. `MACHINE_FEATURES:append = " efi"`.
     """
     lines = dict(manifest_lines or {})
     out: list[Finding] = []
@@ -326,13 +332,14 @@ def check_stack(
 
     # Bootloader integration
     if bootloader and machine_conf is not None:
-        out.extend(_check_bootloader(board, layers, machine_conf, bootloader, recipes, at_manifest("bootloader")))
+        out.extend(_check_bootloader(board, layers, machine_conf, bootloader, recipes, at_manifest("bootloader"), list(local_conf)))
     return out
 
 
-def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where) -> list[Finding]:
+def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where,
+                      local_conf: list[bbconf.Statement]) -> list[Finding]:
     found: list[Finding] = []
-    values = machine_variables(layers, conf)
+    values = machine_variables(layers, conf, local_conf)
     # Inline Python (`${@bb.utils.contains(...)}`) cannot be evaluated here: leave it out.
     features = _INLINE_PY.sub(" ", values.get("MACHINE_FEATURES", "")).split()
     pns = {r.pn for r in recipes}

@@ -183,6 +183,16 @@ def test_bootloader_grub_efi_needs_efi(stack):
     assert run(layers, machine="qemux86-64", bootloader="grub-efi") == []
 
 
+def test_bootloader_features_from_local_conf(stack):
+    layers = stack(meta_b=LayerSpec(collection="b", machines={"x-board": 'MACHINE_FEATURES ?= "pci"\n'}))
+    assert codes(run(layers, machine="x-board", bootloader="grub-efi")) == ["bootloader-unusable"]
+    local = parse('MACHINE_FEATURES:append = " efi"\n', "build/conf/local.conf")
+    assert run(layers, machine="x-board", bootloader="grub-efi", local_conf=local) == []
+    # a plain local.conf value without efi still leaves the bootloader unusable
+    plain = parse('MACHINE_FEATURES = "usbhost"\n', "build/conf/local.conf")
+    assert codes(run(layers, machine="x-board", bootloader="grub-efi", local_conf=plain)) == ["bootloader-unusable"]
+
+
 def test_bootloader_features_from_required_include(stack):
     # MACHINE_FEATURES often comes from an include in another layer (found via BBPATH).
     layers = stack(
@@ -279,3 +289,33 @@ def test_priority_and_pattern(stack):
     assert conf[found[0].line - 1] == 'BBFILE_PRIORITY_p = "high"'
     assert "does not set BBFILE_PATTERN_p" in found[1].message
     assert run(stack(meta_p=LayerSpec(collection="p", priority=12))) == []
+
+
+POKY = f"{MIRROR}/yoctoproject+poky/repo"
+MENDER = f"{MIRROR}/mendersoftware+meta-mender/repo"
+
+
+@pytest.mark.skipif(
+    not all(__import__("os").path.isdir(p) for p in (POKY, MENDER, REPOS["meta-openembedded"], REPOS["meta-raspberrypi"])),
+    reason="real-layer mirrors (poky, meta-mender, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
+)
+def test_real_mender_stack(fs):
+    from buildctl.layers.layerinfo import LayerRef, read_layers
+
+    oe, rpi = REPOS["meta-openembedded"], REPOS["meta-raspberrypi"]
+    refs = [
+        LayerRef(POKY, "scarthgap", "meta", "poky"),
+        LayerRef(POKY, "scarthgap", "meta-poky", "poky"),
+        LayerRef(oe, "scarthgap", "meta-oe", "meta-openembedded"),
+        LayerRef(oe, "scarthgap", "meta-python", "meta-openembedded"),
+        LayerRef(MENDER, "scarthgap", "meta-mender-core", "meta-mender"),
+        LayerRef(rpi, "scarthgap", "", "meta-raspberrypi"),
+    ]
+    infos = read_layers(refs, fs=fs)
+    assert run(infos, machine="raspberrypi4-64", distro="poky", bootloader="u-boot") == []
+    without_oe = [i for i in infos if i.collection_names != ["openembedded-layer"]]
+    (f,) = run(without_oe, machine="raspberrypi4-64", distro="poky")
+    assert f.code == "layer-depends" and f.file == "meta-openembedded/meta-python/conf/layer.conf"
+    assert infos[3].read_text("conf/layer.conf").splitlines()[f.line - 1].startswith("LAYERDEPENDS_meta-python")
+    (d,) = run(infos, machine="raspberrypi4-64", distro="poky-tinyy")
+    assert d.code == "distro-missing" and "did you mean poky-tiny" in d.message

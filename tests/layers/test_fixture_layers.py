@@ -25,3 +25,20 @@ def test_standard_stack_variants_fail(tmp_path, fs):
     wr = make_standard_stack(tmp_path / "b", series="wrynose")
     found = check_stack("acme", read_layers(refs(wr), fs=fs), series="scarthgap", machine="acme-board", distro="")
     assert [f.code for f in found] == ["core-series"]
+
+
+def test_unreadable_commit_is_a_finding_per_board(tmp_path, fs):
+    import pytest
+
+    from buildctl.layers.gitfs import GitReadError
+
+    stack = make_standard_stack(tmp_path)
+    bad = refs(stack)
+    bad[-1] = LayerRef(bad[-1].repo_path, "1" * 40, "", "meta-acme")
+    with pytest.raises(GitReadError):
+        read_layers(bad, fs=fs)
+    infos = read_layers(bad, fs=fs, record_errors=True)
+    found = check_stack("acme", infos, series="scarthgap", machine="acme-board", distro="")
+    assert [f.code for f in found] == ["layer-unreadable", "machine-missing"]
+    assert found[0].file == "meta-acme/conf/layer.conf"
+    assert found[0].message.startswith(f"{stack['meta-acme'].path}: commit '{'1' * 40}' not found")

@@ -102,7 +102,7 @@ class Statement:
         return f"{self.filename}:{self.line}"
 
 
-def _logical_lines(text: str) -> Iterable[tuple[int, int, str]]:
+def _logical_lines(text: str, filename: str = "<string>") -> Iterable[tuple[int, int, str]]:
     """Yield (first line, last line, joined text) with `\\` continuations folded in."""
     lines = text.splitlines()
     i = 0
@@ -111,7 +111,11 @@ def _logical_lines(text: str) -> Iterable[tuple[int, int, str]]:
         s = lines[i].rstrip()
         i += 1
         while s.endswith("\\") and i < len(lines):
-            s = s[:-1] + lines[i].rstrip()
+            nxt = lines[i].rstrip()
+            if s.startswith("#") and not nxt.startswith("#"):
+                # BitBake refuses this: is the next line meant as code or as comment?
+                raise ConfSyntaxError(filename, start, "comment ends with \\ but the next line is not a comment")
+            s = s[:-1] + nxt
             i += 1
         if s.endswith("\\"):  # continuation at end of file
             s = s[:-1]
@@ -140,13 +144,13 @@ def parse(text: str, filename: str = "<string>", *, recipe_syntax: bool | None =
     if recipe_syntax is None:
         recipe_syntax = filename.endswith(RECIPE_SUFFIXES)
     out: list[Statement] = []
-    lines = list(_logical_lines(text))
+    lines = list(_logical_lines(text, filename))
     i = 0
     while i < len(lines):
         start, end, s = lines[i]
         i += 1
         stripped = s.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or s.startswith("#"):
             continue
         if recipe_syntax:
             if stripped.startswith("def ") and not s[0].isspace():
@@ -171,6 +175,9 @@ def parse(text: str, filename: str = "<string>", *, recipe_syntax: bool | None =
             if m:
                 out.append(Statement(kind=m.group("kind"), value=m.group("arg"), filename=filename, line=start, end_line=end))
                 continue
+        if s[0].isspace():
+            # BitBake only accepts statements (and comments) starting in the first column.
+            raise ConfSyntaxError(filename, start, f"unparsed line: {stripped[:80]} (indented)")
         m = _ASSIGN_RE.match(stripped)
         if m:
             value = m.group("value")

@@ -1,0 +1,1 @@
+"""Tests of buildctl.layers (package so test module names cannot clash with other parts\x27)."""

@@ -1,1 +1,1 @@
-"""Tests of buildctl.layers (package so test module names cannot clash with other parts\x27)."""
+"""Tests of buildctl.layers (a package, so its test module names cannot clash with other parts)."""

@@ -416,7 +416,7 @@ class Datastore:
         for name, v in self._vars.items():
             if v.content is not None or v.weak is not None or any(v.ops[k] for k in ("append", "prepend")):
                 names.append(name)
-        names.extend(b for b in self._variants if b not in self._vars or b not in names)
+        names.extend(self._variants)  # a base that only has override variants (`M:rpi`)
         return list(dict.fromkeys(names))
 
     def as_dict(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ VALUES = ["x", "y z", "${A}", "${B}-${C}", " w", "", "x ${C}"]
 line = st.tuples(st.sampled_from(KEYS), st.sampled_from(OPS), st.sampled_from(VALUES))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(line, min_size=1, max_size=8), st.booleans())
 def test_random_programs_match_bitbake(lines, with_override):
     text = 'OVERRIDES = "ov"\n' if with_override else ""

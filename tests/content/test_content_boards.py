@@ -137,10 +137,11 @@ def test_storage_sizes_leave_room_for_two_root_filesystems(path: Path):
 
 @pytest.mark.parametrize("storage,uboot,calc_kib", [
     # MENDER_CALC_ROOTFS_SIZE printed by real BitBake (`bitbake -e`, scarthgap pins,
-    # see docs/real-bitbake-check.md) for three shipped boards' storage settings.
+    # see docs/real-bitbake-check.md) for four shipped boards' storage settings.
     ({"total_mb": 2048, "boot_mb": 16, "data_mb": 128}, False, 966656),     # qemux86-64
     ({"total_mb": 16384, "boot_mb": 128, "data_mb": 2048}, False, 7266304),  # genericx86-64
     ({"total_mb": 3584, "boot_mb": 64, "data_mb": 512}, True, 1523712),      # beaglebone-yocto
+    ({"total_mb": 7168, "boot_mb": 100, "data_mb": 1024}, True, 3072000),    # raspberrypi4-64
 ])
 def test_rootfs_formula_agrees_with_meta_mender(storage, uboot, calc_kib):
     assert rootfs_slot_mb(storage, uboot=uboot) * 1024 == calc_kib

@@ -5,6 +5,7 @@ resolved commits. A layer read once is shared by every board that uses it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from buildctl.compose.kasfile import resolve
@@ -46,13 +47,29 @@ def board_layer_refs(product: Product, board: Board, lock: Lock | None,
 
 
 def _dangling_policy(product: Product, board: Board, findings: list[Finding]) -> list[Finding]:
-    """BB_DANGLINGAPPENDS_WARNONLY in the board's configuration makes BitBake only warn."""
-    settings = {**board.local_conf, **product.local_conf}
-    for v in product.variants.values():
-        settings.update(v.local_conf)
-    if settings.get("BB_DANGLINGAPPENDS_WARNONLY", "").strip().lower() not in ("1", "yes", "true"):
-        return findings
-    return [replace(f, severity="warning") if f.code == "bbappend-dangling" else f for f in findings]
+    """What BitBake does with dangling bbappends given the board's configuration: BBMASK
+    hides masked files (regular expressions searched in the file's path), and
+    BB_DANGLINGAPPENDS_WARNONLY turns the rest into warnings."""
+    masks: list[re.Pattern] = []
+    warn_only = False
+    for st in board_statements(product, board, product.variant(None)):
+        if st.var == "BBMASK" and st.operation != "remove":
+            for m in st.value.split():
+                try:
+                    masks.append(re.compile(m))
+                except re.error:
+                    pass  # BitBake ignores (and warns about) an invalid mask as well
+        elif st.key == "BB_DANGLINGAPPENDS_WARNONLY":
+            warn_only = st.value.strip().lower() in ("1", "yes", "true")
+    out = []
+    for f in findings:
+        if f.code == "bbappend-dangling":
+            if any(m.search(f.file) for m in masks):
+                continue
+            if warn_only:
+                f = replace(f, severity="warning")
+        out.append(f)
+    return out
 
 
 def validate_product(product: Product, boards: list[Board], lock: Lock | None,

@@ -124,3 +124,21 @@ def test_dangling_bbappend_is_an_error_unless_the_board_allows_it(tmp_path):
     found = [f for f in validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
              if f.code == "bbappend-dangling"]
     assert found and found[0].severity == "warning"
+
+
+def test_bbmask_hides_a_masked_bbappend(tmp_path):
+    from buildctl.preflight.run import validate_product
+    from buildctl.repos import RepoCache
+    from tests.helpers.products import commit_more
+
+    path = simple_product(tmp_path)
+    import yaml
+    d = yaml.safe_load(path.read_text())
+    d["repos"]["poky"]["refs"]["scarthgap"]["commit"] = commit_more(
+        tmp_path / "repos" / "poky", {"meta-poky/recipes-x/linux/linux-vendor_%.bbappend": "# x\n"})
+    write_yaml(path, d)
+    write_yaml(tmp_path / "machines" / "qemux86-64.yml", board_data("qemux86-64") | {
+        "local_conf": {"BBMASK:append": " meta-poky/recipes-x/linux/linux-vendor_"}})
+    product = load_product(path)
+    found = validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
+    assert not [f for f in found if f.code == "bbappend-dangling"]

@@ -81,6 +81,10 @@ class BitbakeLog:
 
     def feed(self, raw: str) -> None:
         line = raw.rstrip("\r\n")
+        m = _SSTATE.search(line)  # printed at PLAIN level: no "NOTE: " in front
+        if m:
+            self._sstate(m)
+            return
         m = _LEVEL.match(line)
         if not m:
             return
@@ -103,14 +107,6 @@ class BitbakeLog:
                 p.tasks_done, p.tasks_total = max(p.tasks_done, n), total
             p.current = what.rsplit("/", 1)[-1]
             return
-        m = _SSTATE.search(msg)
-        if m:
-            g = m.groups()
-            local = int(g[1]) if g[1] is not None else int(g[2])
-            mirrors = int(g[3]) if g[3] is not None else 0
-            self.sstate = SstateSummary(int(g[0]), local, mirrors, int(g[4]), int(g[5]),
-                                        int(g[6]), int(g[7]))
-            return
         m = _TASKS_SUMMARY.match(msg)
         if m:
             self.tasks_attempted = int(m.group(1))
@@ -120,6 +116,13 @@ class BitbakeLog:
         m = _RECIPE_TASK.match(msg)
         if m and m.group(3) == "Failed":
             self._failure(recipe=m.group(1), task=m.group(2))
+
+    def _sstate(self, m: re.Match) -> None:
+        g = m.groups()
+        local = int(g[1]) if g[1] is not None else int(g[2])
+        mirrors = int(g[3]) if g[3] is not None else 0
+        self.sstate = SstateSummary(int(g[0]), local, mirrors, int(g[4]), int(g[5]),
+                                    int(g[6]), int(g[7]))
 
     def _error(self, msg: str) -> None:
         m = _LOGFILE.match(msg)

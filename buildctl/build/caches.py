@@ -16,7 +16,7 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 
-DEFAULT_ROOT = "~/.cache/buildctl"
+DEFAULT_ROOT = "~/.cache/buildctl"  # per host; BUILDCTL_CACHE_DIR overrides it
 MIN_FREE_BYTES = 1 << 30  # refuse a cache with less than 1 GiB free
 
 
@@ -72,7 +72,7 @@ def _mirror_entry(mirror: str) -> str:
 
 def settings_from_manifest(cache, base: Path | None = None) -> CacheSettings:
     """Build settings from a manifest's ``cache`` section (any object with its fields)."""
-    root = Path(os.path.expanduser(DEFAULT_ROOT))
+    root = Path(os.path.expanduser(os.environ.get("BUILDCTL_CACHE_DIR") or DEFAULT_ROOT))
     base = base or Path.cwd()
 
     def path(value, default: Path) -> Path:

@@ -306,6 +306,8 @@ class BoardRunner:
         phase.seconds = round(time.monotonic() - t0, 2)
         phase.exit_code = code
         phase.status = "succeeded" if code == 0 else "failed"
+        if self.stop_requested.is_set():
+            phase.status = "interrupted"  # whatever the exit code of a stopped container says
         if name != "fetch" or code != 0 or not rep.bitbake:
             rep.bitbake = log.to_dict()
         self.on_progress(job.name, name, log)

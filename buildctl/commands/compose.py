@@ -1,0 +1,39 @@
+"""Write one plain kas project file per board (every repo pinned; builds with `kas build` too).
+
+The product's lock file (<product>.lock.yml, see `buildctl lock`) wins over commits pinned in
+the manifests, so every board of the matrix gets the same commit of a shared repository.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands._product import add_product_args, open_lock, open_product
+from buildctl.compose import compose_board
+from buildctl.repos import RepoCache
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compose", help="write per-board kas project files", description=__doc__)
+    add_product_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    product = open_product(args)
+    lock = open_lock(args, product)
+    boards = product.select_boards(args.board)
+    variant = product.variant(args.variant)
+    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=True)
+    results = [compose_board(product, b.name, variant.name, args.out, lock=lock, head_of=cache.head)
+               for b in boards]
+    if args.json:
+        print_json([{"board": c.board, "machine": c.machine, "variant": c.variant,
+                     "kas_file": str(c.kas_file), "repos": c.repos} for c in results])
+    else:
+        con = console()
+        for c in results:
+            con.print(f"[green]wrote[/] {c.kas_file}  ({c.machine}, {c.variant})")
+    return 0

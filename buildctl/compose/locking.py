@@ -1,0 +1,139 @@
+"""Resolve every repository of every board to one commit (the product lock)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from buildctl.compose.kasfile import stack_repos
+from buildctl.compose.lockfile import Lock, LockEntry
+from buildctl.errors import UserError
+from buildctl.manifest.model import Product, Repo
+from buildctl.repos import RepoCache
+
+
+@dataclass
+class Change:
+    repo: str
+    old: str | None
+    new: str
+    commits: int  # commits between old and new (0 when unknown or new repo)
+    branch: str | None
+
+
+@dataclass
+class StaleItem:
+    repo: str
+    message: str
+    board: str = "*"
+
+
+def matrix_repos(product: Product) -> dict[str, tuple[Repo, dict[str, str | None]]]:
+    """Every repo of the matrix with the commit each board pins (None: floating)."""
+    out: dict[str, tuple[Repo, dict[str, str | None]]] = {}
+    for board in product.boards.values():
+        for name, (repo, _layers) in stack_repos(product, board).items():
+            ref = repo.ref(product.series)
+            pins = out.setdefault(name, (repo, {}))[1]
+            if (out[name][0].url or out[name][0].path) != (repo.url or repo.path):
+                raise UserError(f"{board.path}: repo {name!r} comes from {repo.url or repo.path} "
+                                f"here but from {out[name][0].url or out[name][0].path} in another "
+                                "board: one id, one repository")
+            pins[board.name] = ref.commit if ref else None
+    return out
+
+
+def resolve_lock(product: Product, cache: RepoCache, old: Lock | None, path, *,
+                 update: bool = False) -> tuple[Lock, list[Change]]:
+    """The lock for the product's series; with update, every branch moves to its head."""
+    new = Lock(path=path, series=product.series)
+    changes: list[Change] = []
+    for name, (repo, pins) in sorted(matrix_repos(product).items()):
+        if repo.is_local:
+            continue  # the product's own repo: its commit is the checkout's
+        ref = repo.ref(product.series)
+        if ref is None:
+            continue  # boards that cannot follow the series are reported by validate
+        prev = old.repos.get(name) if old else None
+        same_source = prev is not None and prev.url == repo.url and prev.branch == ref.branch
+        if update and ref.branch:
+            commit = cache.branch_head(repo, ref.branch, update=True)
+        elif same_source and all(p is None or cache_has_ancestor(cache, repo, p, prev.commit)
+                                 for p in pins.values()):
+            commit = prev.commit
+        else:
+            commit = _newest_pin(cache, repo, name, [p for p in pins.values() if p])
+            if commit is None:
+                if ref.tag:
+                    commit = cache.tag_commit(repo, ref.tag)
+                elif ref.branch:
+                    commit = cache.branch_head(repo, ref.branch, update=not cache.offline)
+                else:
+                    raise UserError(f"repo {name}: nothing to resolve (no branch, tag or commit)")
+        new.repos[name] = LockEntry(commit=commit, url=repo.url, branch=ref.branch)
+        old_commit = prev.commit if prev else None
+        if old_commit != commit:
+            n = cache.count_between(repo, old_commit, commit) if old_commit else 0
+            changes.append(Change(name, old_commit, commit, n, ref.branch))
+    return new, changes
+
+
+def cache_has_ancestor(cache: RepoCache, repo: Repo, older: str, newer: str) -> bool:
+    if older == newer:
+        return True
+    try:
+        cache.ensure_commit(repo, older)
+        cache.ensure_commit(repo, newer)
+    except UserError:
+        return False
+    return cache.is_ancestor(repo, older, newer)
+
+
+def _newest_pin(cache: RepoCache, repo: Repo, name: str, pins: list[str]) -> str | None:
+    """The pin that contains every other pin (boards pin minimums; the lock takes the newest)."""
+    uniq = sorted(set(pins))
+    if not uniq:
+        return None
+    if len(uniq) == 1:
+        return uniq[0]
+    for cand in uniq:
+        if all(cache_has_ancestor(cache, repo, p, cand) for p in uniq):
+            return cand
+    raise UserError(f"repo {name}: boards pin commits on diverging histories "
+                    f"({', '.join(c[:12] for c in uniq)}); pin one commit that contains the others")
+
+
+def check_lock(product: Product, lock: Lock | None, cache: RepoCache | None) -> list[StaleItem]:
+    """Why the lock does not describe the manifests (empty list: it does)."""
+    if lock is None:
+        return [StaleItem("*", "no lock file: run `buildctl lock`")]
+    items: list[StaleItem] = []
+    if lock.series and lock.series != product.series:
+        items.append(StaleItem("*", f"lock is for series {lock.series}, product says {product.series}"))
+    matrix = matrix_repos(product)
+    for name, (repo, pins) in sorted(matrix.items()):
+        if repo.is_local or repo.ref(product.series) is None:
+            continue
+        ref = repo.ref(product.series)
+        entry = lock.repos.get(name)
+        if entry is None:
+            items.append(StaleItem(name, "not in the lock"))
+            continue
+        if entry.url != repo.url:
+            items.append(StaleItem(name, f"lock has url {entry.url}, manifests say {repo.url}"))
+        if entry.branch != ref.branch:
+            items.append(StaleItem(name, f"lock has branch {entry.branch}, manifests say {ref.branch}"))
+        for board, pin in sorted(pins.items()):
+            if pin and pin != entry.commit and not (cache and cache_has_ancestor(cache, repo, pin, entry.commit)):
+                items.append(StaleItem(name, f"board pins {pin[:12]}, which the locked "
+                                             f"{entry.commit[:12]} does not contain: the board "
+                                             "bypasses the lock", board=board))
+        if cache and ref.branch:
+            try:
+                cache.ensure_commit(repo, entry.commit)
+                on = cache.branch_contains(repo, ref.branch, entry.commit)
+            except UserError:
+                on = None
+            if on is False:
+                items.append(StaleItem(name, f"locked {entry.commit[:12]} is not on branch {ref.branch}"))
+    for name in sorted(set(lock.repos) - set(matrix)):
+        items.append(StaleItem(name, "locked but no board uses it"))
+    return items

@@ -1,0 +1,181 @@
+"""Typed manifests: what the rest of buildctl works with (never the raw YAML dicts)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from buildctl.manifest.yamlsrc import SourceMap
+from buildctl.refs import SecretRef
+
+
+@dataclass(frozen=True)
+class Ref:
+    branch: str | None = None
+    tag: str | None = None
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Repo:
+    name: str
+    url: str | None  # remote repos
+    path: Path | None  # local repos (absolute, resolved against the manifest's directory)
+    refs: dict[str, Ref]  # series -> ref
+    layers: tuple[str, ...]  # layer dirs inside the repo ("." = the repo root)
+    patches: tuple[str, ...] = ()
+    source: Path | None = None  # manifest that declared it
+    line: int | None = None
+
+    def ref(self, series: str) -> Ref | None:
+        return self.refs.get(series)
+
+    @property
+    def is_local(self) -> bool:
+        return self.url is None
+
+
+@dataclass(frozen=True)
+class Storage:
+    device: str | None = None
+    total_mb: int | None = None
+    boot_mb: int | None = None
+    data_mb: int | None = None
+    alignment_kb: int | None = None
+
+
+@dataclass(frozen=True)
+class BoardMender:
+    device_types: tuple[str, ...] = ()
+    bootloader: str | None = None
+    image_types: tuple[str, ...] = ()
+    storage: Storage = field(default_factory=Storage)
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    machine: str
+    series: tuple[str, ...]
+    repos: dict[str, Repo]
+    mender: BoardMender
+    local_conf: dict[str, str]
+    packages: tuple[str, ...] = ()  # board-specific packages (e.g. kernel-devicetree)
+    description: str = ""
+    family: str = ""
+    tune: str = ""
+    machine_name_differs: bool = False
+    path: Path | None = None
+    smap: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    def line(self, *keypath) -> int | None:
+        return self.smap.line(keypath) if self.smap else None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    packages: tuple[str, ...] = ()
+    image_features: tuple[str, ...] = ()
+    local_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    artifact_name: str = "{product}-{version}"
+
+
+@dataclass(frozen=True)
+class ProductMender:
+    server_url: str | None = None
+    tenant_token: SecretRef | None = None
+    signing_key: SecretRef | None = None
+    verify_key: SecretRef | None = None
+    require_signed: bool = False
+    update_poll_interval_s: int | None = None
+    inventory_poll_interval_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Cache:
+    sstate_dir: str = "~/.cache/buildctl/sstate"
+    dl_dir: str = "~/.cache/buildctl/downloads"
+    sstate_mirrors: tuple[str, ...] = ()
+    hashserve: str = "auto"
+    hashserve_upstream: str | None = None
+    hermetic: bool = False
+
+
+@dataclass(frozen=True)
+class Sbom:
+    spdx: bool = True
+    cyclonedx: bool = False
+    include_sources: bool = False
+
+
+@dataclass(frozen=True)
+class Publish:
+    artifactory: dict | None = None  # {url, repository, token: SecretRef}
+    mender: dict | None = None  # {url, token: SecretRef}
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    series: str
+    distro: str
+    targets: tuple[str, ...]
+    repos: dict[str, Repo]
+    boards: dict[str, Board]  # effective boards (board_overrides applied)
+    release: Release
+    variants: dict[str, Variant]
+    default_variant: str
+    packages: tuple[str, ...] = ()
+    image_features: tuple[str, ...] = ()
+    local_conf: dict[str, str] = field(default_factory=dict)
+    mender: ProductMender = field(default_factory=ProductMender)
+    cache: Cache = field(default_factory=Cache)
+    sbom: Sbom = field(default_factory=Sbom)
+    publish: Publish = field(default_factory=Publish)
+    runtime: str = "docker"
+    container_image: str | None = None
+    description: str = ""
+    path: Path | None = None
+    root: Path | None = None  # the product repository's top directory
+    smap: SourceMap | None = field(default=None, compare=False, repr=False)
+    board_override_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def target(self) -> str:
+        return self.targets[0]
+
+    def line(self, *keypath) -> int | None:
+        return self.smap.line(keypath) if self.smap else None
+
+    def variant(self, name: str | None) -> Variant:
+        from buildctl.errors import UserError
+
+        name = name or self.default_variant
+        if name not in self.variants:
+            known = ", ".join(sorted(self.variants))
+            raise UserError(f"{self.path}: unknown variant {name!r} (variants: {known})")
+        return self.variants[name]
+
+    def select_boards(self, names: list[str] | None) -> list[Board]:
+        from buildctl.errors import UserError
+
+        if not names:
+            return list(self.boards.values())
+        unknown = [n for n in names if n not in self.boards]
+        if unknown:
+            known = ", ".join(self.boards)
+            raise UserError(f"{self.path}: board {unknown[0]!r} is not in this product (boards: {known})")
+        return [self.boards[n] for n in names]
+
+    def artifact_name(self, board: str, variant: str | None = None) -> str:
+        return self.release.artifact_name.format(
+            product=self.name, version=self.release.version, board=board,
+            variant=variant or self.default_variant, series=self.series)
+
+    def with_series(self, series: str) -> "Product":
+        return replace(self, series=series)

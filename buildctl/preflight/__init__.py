@@ -1,0 +1,1 @@
+"""Pre-flight checks: find in seconds what bitbake would find after hours."""

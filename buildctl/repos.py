@@ -1,0 +1,176 @@
+"""Access to layer repositories as git object stores (no work trees).
+
+Where a repository's objects come from, in order:
+1. a local reference mirror (``--repo-ref-dir`` / ``KAS_REPO_REF_DIR``), named the way kas names
+   them (``github.com.owner.repo.git``) or after the repo id (``<id>`` / ``<id>.git``);
+2. buildctl's own bare clone in the git cache (``~/.cache/buildctl/git``), fetched on demand.
+Local repos (``path:``) are read in place. Reference mirrors are only ever read.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from buildctl.errors import UserError
+from buildctl.manifest.model import Repo
+
+GIT_TIMEOUT_S = 300
+
+
+def qualified_name(url: str) -> str:
+    """The directory name kas uses for a repository in KAS_REPO_REF_DIR."""
+    u = urlparse(url)
+    if u.scheme in ("", "file") and not u.netloc:
+        text = u.path
+    else:
+        text = f"{u.netloc}{u.path}"
+    for ch in "@:/*":
+        text = text.replace(ch, ".")
+    return text.strip(".")
+
+
+def _git(git_dir: Path, *args: str, check: bool = True, timeout: int = GIT_TIMEOUT_S
+         ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true")
+    return subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, text=True,
+                          check=check, timeout=timeout, env=env)
+
+
+class RepoAccessError(UserError):
+    pass
+
+
+@dataclass
+class RepoCache:
+    cache_dir: Path = field(default_factory=lambda: Path(
+        os.environ.get("BUILDCTL_GIT_CACHE", "~/.cache/buildctl/git")).expanduser())
+    ref_dir: Path | None = None
+    offline: bool = False
+    _dirs: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ref_dir is None and os.environ.get("KAS_REPO_REF_DIR"):
+            self.ref_dir = Path(os.environ["KAS_REPO_REF_DIR"])
+
+    # -- locating ---------------------------------------------------------------------------
+    def _reference(self, repo: Repo) -> Path | None:
+        if not self.ref_dir or not repo.url:
+            return None
+        q = qualified_name(repo.url)
+        for cand in (q, q + ".git", q.removesuffix(".git"), repo.name, repo.name + ".git"):
+            d = self.ref_dir / cand
+            for g in (d, d / ".git", d / "repo"):
+                if (g / "objects").is_dir() and (g / "HEAD").is_file():
+                    return g
+        return None
+
+    def git_dir(self, repo: Repo) -> Path:
+        """A git directory holding the repository's objects (cloned into the cache if needed)."""
+        key = repo.url or str(repo.path)
+        if key in self._dirs:
+            return self._dirs[key]
+        if repo.is_local:
+            d = Path(repo.path)
+            g = d / ".git" if (d / ".git").exists() else d
+            if not (g / "HEAD").exists():
+                top = subprocess.run(["git", "-C", str(d), "rev-parse", "--absolute-git-dir"],
+                                     capture_output=True, text=True)
+                if top.returncode != 0:
+                    raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
+                g = Path(top.stdout.strip())
+        else:
+            g = self._reference(repo) or self._clone(repo)
+        self._dirs[key] = g
+        return g
+
+    def _clone(self, repo: Repo) -> Path:
+        target = self.cache_dir / (qualified_name(repo.url) + ("" if repo.url.endswith(".git") else ".git"))
+        if (target / "objects").is_dir():
+            return target
+        if self.offline:
+            raise RepoAccessError(f"repo {repo.name}: no local copy of {repo.url} (offline; "
+                                  "give --repo-ref-dir with a mirror)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+        try:
+            subprocess.run(["git", "clone", "--bare", "--quiet", repo.url, str(tmp)],
+                           capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S, env=env)
+        except subprocess.CalledProcessError as exc:
+            raise RepoAccessError(f"repo {repo.name}: cannot clone {repo.url}: "
+                                  f"{_last_line(exc.stderr)}") from None
+        except subprocess.TimeoutExpired:
+            raise RepoAccessError(f"repo {repo.name}: cloning {repo.url} timed out") from None
+        tmp.rename(target)
+        return target
+
+    # -- queries ----------------------------------------------------------------------------
+    def has_commit(self, repo: Repo, sha: str) -> bool:
+        return _git(self.git_dir(repo), "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
+
+    def ensure_commit(self, repo: Repo, sha: str) -> Path:
+        g = self.git_dir(repo)
+        if self.has_commit(repo, sha):
+            return g
+        if not repo.is_local and not self.offline and self._writable(g):
+            _git(g, "fetch", "--quiet", repo.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+                 check=False)
+            if self.has_commit(repo, sha):
+                return g
+        raise RepoAccessError(f"repo {repo.name}: commit {sha} not found in {repo.url or repo.path}")
+
+    def _writable(self, g: Path) -> bool:
+        return self.ref_dir is None or not str(g).startswith(str(self.ref_dir))
+
+    def branch_head(self, repo: Repo, branch: str, *, update: bool = False) -> str:
+        """The commit a branch points to (after fetching it, with update=True)."""
+        g = self.git_dir(repo)
+        if update and not repo.is_local and not self.offline and self._writable(g):
+            r = _git(g, "fetch", "--quiet", repo.url, f"+refs/heads/{branch}:refs/heads/{branch}",
+                     check=False)
+            if r.returncode != 0:
+                raise RepoAccessError(f"repo {repo.name}: cannot fetch branch {branch} from "
+                                      f"{repo.url}: {_last_line(r.stderr)}")
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+            r = _git(g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+            if r.returncode == 0:
+                return r.stdout.strip()
+        raise RepoAccessError(f"repo {repo.name}: branch {branch!r} not found in {repo.url or repo.path}")
+
+    def tag_commit(self, repo: Repo, tag: str) -> str:
+        r = _git(self.git_dir(repo), "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}",
+                 check=False)
+        if r.returncode != 0:
+            raise RepoAccessError(f"repo {repo.name}: tag {tag!r} not found in {repo.url or repo.path}")
+        return r.stdout.strip()
+
+    def head(self, repo: Repo) -> str:
+        r = _git(self.git_dir(repo), "rev-parse", "HEAD", check=False)
+        if r.returncode != 0:
+            raise RepoAccessError(f"repo {repo.name}: {repo.path} has no commit yet")
+        return r.stdout.strip()
+
+    def is_ancestor(self, repo: Repo, older: str, newer: str) -> bool:
+        return _git(self.git_dir(repo), "merge-base", "--is-ancestor", older, newer,
+                    check=False).returncode == 0
+
+    def count_between(self, repo: Repo, old: str, new: str) -> int:
+        r = _git(self.git_dir(repo), "rev-list", "--count", f"{old}..{new}", check=False)
+        return int(r.stdout.strip() or 0) if r.returncode == 0 else 0
+
+    def branch_contains(self, repo: Repo, branch: str, sha: str) -> bool | None:
+        """Whether sha is on branch; None when the branch is unknown locally."""
+        try:
+            head = self.branch_head(repo, branch)
+        except RepoAccessError:
+            return None
+        return self.is_ancestor(repo, sha, head)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "git failed"

@@ -1,0 +1,1 @@
+"""Fixture builders shared by every test directory (layers, repos, manifests)."""

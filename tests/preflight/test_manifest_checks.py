@@ -1,0 +1,102 @@
+"""Manifest-level pre-flight checks, each with a failing and a passing case."""
+from __future__ import annotations
+
+import pytest
+
+from buildctl.manifest import load_product
+from buildctl.preflight.manifest_checks import check_board, rootfs_size_bytes
+from tests.helpers.products import board_data, simple_product, write_yaml
+
+
+def _findings(tmp_path, **board_changes):
+    path = simple_product(tmp_path)
+    data = board_data("qemux86-64")
+    for k, v in board_changes.items():
+        if k == "mender":
+            data["mender"].update(v)
+        else:
+            data[k] = v
+    write_yaml(tmp_path / "machines" / "qemux86-64.yml", data)
+    product = load_product(path)
+    return check_board(product, product.boards["qemux86-64"], None)
+
+
+def codes(findings):
+    return {f.code for f in findings if f.severity == "error"}
+
+
+def test_good_board_has_no_findings(tmp_path):
+    assert _findings(tmp_path) == []
+
+
+def test_board_name_and_machine_disagree(tmp_path):
+    f = _findings(tmp_path, machine="qemux86")
+    assert any(x.code == "board-name" and "machine is 'qemux86'" in x.message and x.line == 1 for x in f)
+
+
+def test_series_the_board_cannot_follow(tmp_path):
+    f = _findings(tmp_path, series=["kirkstone"])
+    assert any("cannot follow series scarthgap: it supports kirkstone" in x.message for x in f)
+
+
+def test_storage_that_does_not_add_up(tmp_path):
+    f = _findings(tmp_path, mender={"storage": {"device": "/dev/sda", "total_mb": 1024,
+                                                "boot_mb": 256, "data_mb": 700}})
+    msg = [x.message for x in f if x.code == "mender-storage"]
+    assert msg and "total 1024 MB - boot 256 MB - data 700 MB leaves 24 MB per rootfs" in msg[0]
+
+
+def test_bootloader_that_the_image_type_cannot_use(tmp_path):
+    f = _findings(tmp_path, mender={"bootloader": "u-boot", "image_types": ["uefiimg", "mender"]})
+    assert any("image type uefiimg cannot boot with bootloader u-boot (needs grub-efi)" in x.message
+               for x in f)
+
+
+def test_missing_device_type(tmp_path):
+    path = simple_product(tmp_path)
+    data = board_data("qemux86-64")
+    del data["mender"]["device_types"]
+    write_yaml(tmp_path / "machines" / "qemux86-64.yml", data)
+    product = load_product(path)
+    assert "mender-device-type" in codes(check_board(product, product.boards["qemux86-64"], None))
+
+
+def test_floating_ref_unless_locked(tmp_path):
+    path = simple_product(tmp_path)
+    text = path.read_text()
+    import yaml
+    d = yaml.safe_load(text)
+    commit = d["repos"]["poky"]["refs"]["scarthgap"].pop("commit")
+    write_yaml(path, d)
+    product = load_product(path)
+    f = check_board(product, product.boards["qemux86-64"], None)
+    assert any(x.code == "floating-ref" and "poky follows branch scarthgap" in x.message for x in f)
+    from buildctl.compose.lockfile import Lock, LockEntry
+    lock = Lock(path=tmp_path / "l.yml", repos={"poky": LockEntry(commit=commit)})
+    assert "floating-ref" not in codes(check_board(product, product.boards["qemux86-64"], lock))
+
+
+def test_duplicate_assignment_names_both_places(tmp_path):
+    path = simple_product(tmp_path)
+    import yaml
+    d = yaml.safe_load(path.read_text())
+    d["local_conf"] = {"GPU_MEM": "64"}
+    write_yaml(path, d)
+    f = _findings_for(path, tmp_path, local_conf={"GPU_MEM": "16"})
+    dup = [x for x in f if x.code == "assignment-conflict"]
+    assert dup and "GPU_MEM" in dup[0].message and "qemux86-64.yml" in dup[0].message \
+        and "demo.yml" in dup[0].message
+
+
+def _findings_for(path, tmp_path, **board_changes):
+    data = board_data("qemux86-64")
+    data.update(board_changes)
+    write_yaml(tmp_path / "machines" / "qemux86-64.yml", data)
+    product = load_product(path)
+    return check_board(product, product.boards["qemux86-64"], None)
+
+
+@pytest.mark.parametrize("uboot,expected_mb", [(False, 3008), (True, 3000)])
+def test_rootfs_size_follows_meta_mender(uboot, expected_mb):
+    # 7168 MiB total, boot 100 (aligned up to 104), data 1024, overhead 16 (+16 U-Boot env)
+    assert rootfs_size_bytes(7168, 100, 1024, 8 * 1024 * 1024, uboot=uboot) // (1024 * 1024) == expected_mb

@@ -1,7 +1,7 @@
 """The entry point other parts call: ``build(BuildArgs) -> BuildReport``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from buildctl.build.caches import settings_from_manifest
@@ -27,6 +27,9 @@ class BuildArgs:
     out: Path | None = None
     cpus: int | None = None
     json: bool = False
+    series: str | None = None
+    lock: Path | None = None
+    repo_ref_dir: Path | None = None
 
 
 def default_image() -> str:
@@ -35,8 +38,11 @@ def default_image() -> str:
 
 def build(args: BuildArgs) -> BuildReport:
     out = (args.out or Path.cwd() / "out" / args.product.stem).resolve()
-    target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose")
+    target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
+                         args.series, args.lock)
     caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
+    if args.repo_ref_dir:
+        caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
     runtime_name = args.runtime or target.runtime or "docker"
     image = args.image or target.image or (default_image() if runtime_name != "host" else None)
     runtime = get_runtime(runtime_name, image)

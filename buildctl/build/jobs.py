@@ -49,41 +49,41 @@ def from_kas_file(path: Path, boards: list[str], variant: str | None) -> Target:
                   variant=variant or "")
 
 
-def from_product(path: Path, boards: list[str], variant: str | None, compose_dir: Path) -> Target:
-    try:
-        from buildctl.compose import compose_board
-        from buildctl.manifest import load_product
-    except ImportError as exc:
-        raise UserError(f"{path}: product manifests need buildctl.manifest/compose ({exc})") from None
+def from_product(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
+                 series: str | None = None, lock_path: Path | None = None) -> Target:
+    """Compose each selected board (pinned by the product's lock file when there is one)."""
+    from buildctl.compose import compose_board, lockfile
+    from buildctl.manifest import load_product
+
     product = load_product(path)
-    names = boards or list(product.boards)
-    unknown = [b for b in names if b not in product.boards]
-    if unknown:
-        raise UserError(f"--board: {', '.join(unknown)} not in product {product.name} "
-                        f"(boards: {', '.join(product.boards)})")
-    variants = getattr(product, "variants", None) or {}
-    variant = variant or getattr(product, "default_variant", None) or \
-        (next(iter(variants)) if variants else "")
-    if variants and variant not in variants:
-        raise UserError(f"--variant: {variant!r} not in product {product.name} "
-                        f"(variants: {', '.join(variants)})")
+    if series:
+        product = product.with_series(series)
+    selected = product.select_boards(boards or None)
+    var = product.variant(variant)
+    lock = None
+    lp = lock_path or lockfile.default_path(product)
+    if lp.exists():
+        lock = lockfile.load(lp)
+        if lock.series and lock.series != product.series:
+            lock = None  # a lock for another series does not apply
+    elif lock_path:
+        raise UserError(f"{lp}: lock file not found")
     jobs = []
-    for name in names:
-        board = product.boards[name]
-        composed = compose_board(product, name, variant, compose_dir / f"{name}-{variant}")
-        jobs.append(BoardJob(name=name, machine=composed.machine, variant=variant,
+    for board in selected:
+        composed = compose_board(product, board.name, var.name,
+                                 compose_dir / f"{board.name}-{var.name}", lock=lock)
+        jobs.append(BoardJob(name=board.name, machine=composed.machine, variant=var.name,
                              kas_file=Path(composed.kas_file), repos=dict(composed.repos),
-                             tune=getattr(board, "tune", "") or "",
-                             family=getattr(board, "family", "") or ""))
-    return Target(name=product.name, series=getattr(product, "series", "") or "",
-                  root=Path(getattr(product, "root", path.parent)), jobs=jobs, variant=variant,
-                  cache=getattr(product, "cache", None), runtime=getattr(product, "runtime", None),
-                  image=getattr(product, "container_image", None))
+                             tune=board.tune or "", family=board.family or ""))
+    return Target(name=product.name, series=product.series,
+                  root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
+                  cache=product.cache, runtime=product.runtime, image=product.container_image)
 
 
-def load_target(path: Path, boards: list[str], variant: str | None, compose_dir: Path) -> Target:
+def load_target(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
+                series: str | None = None, lock_path: Path | None = None) -> Target:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if is_kas_file(path):
         return from_kas_file(path, boards, variant)
-    return from_product(path, boards, variant, compose_dir)
+    return from_product(path, boards, variant, compose_dir, series, lock_path)

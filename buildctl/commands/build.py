@@ -17,9 +17,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("build", help="build a product's boards (kas + bitbake in a container)",
                               description=__doc__)
     p.add_argument("product", type=Path, help="product manifest (products/<name>.yml) or kas file")
-    p.add_argument("--board", action="append", default=[], metavar="B",
+    p.add_argument("--board", "-b", action="append", default=[], metavar="B",
                    help="build only this board (repeatable); default: all boards")
     p.add_argument("--variant", metavar="V", help="variant to build (default: the product's)")
+    p.add_argument("--series", help="build for another release series than the manifest says")
+    p.add_argument("--lock", type=Path, help="lock file (default: <product>.lock.yml if present)")
+    p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
+                   help="git reference mirrors for checkouts (default: beside the downloads)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="boards built at the same time (CPU threads are split between them)")
     mode = p.add_mutually_exclusive_group()
@@ -47,7 +51,8 @@ def run(args) -> int:
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
-                             json=args.json))
+                             json=args.json, series=args.series, lock=args.lock,
+                             repo_ref_dir=args.repo_ref_dir))
     data = report.to_dict()
     if args.json:
         print_json(data)

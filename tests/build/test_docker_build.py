@@ -60,7 +60,7 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     for p in [deploy, image.resolve(), out / "boarda-release/report.json",
               out / "boarda-release/logs/build.log", *(world.root / "cache/sstate").rglob("*")]:
         assert (p.stat().st_uid, p.stat().st_gid) == owner, p
-    board_json = json.loads((out / "boarda" / "report.json").read_text())
+    board_json = json.loads((out / "boarda-release" / "report.json").read_text())
     build_json = json.loads((out / "build-report.json").read_text())
     assert board_json["status"] == "succeeded" and build_json["status"] == "succeeded"
     assert board_json["layers"]["poky"]["checked_out"] == world.poky[1]

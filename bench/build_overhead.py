@@ -27,7 +27,7 @@ from buildctl.build.progress import ProgressView  # noqa: E402
 from buildctl.build.runner import BoardJob  # noqa: E402
 from buildctl.build.runtime import get_runtime  # noqa: E402
 from buildctl.build.runtime.docker import docker_client  # noqa: E402
-from fixtures import make_bsp, make_poky, repos_of, write_kas  # noqa: E402
+from build_fixtures import make_bsp, make_poky, repos_of, write_kas  # noqa: E402
 
 
 def run(root: Path, boards: int, image: str, jobs: int, runtime: str):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Server, make_world, run_build
+from build_world import Server, make_world, run_build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 WT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from buildctl.build.progress import PlainView
 from buildctl.build.runner import BoardJob
 from buildctl.build.runtime import get_runtime
 
-from fixtures import make_bsp, make_poky, repos_of, write_kas
+from build_fixtures import make_bsp, make_poky, repos_of, write_kas
 
 MACHINES = {"boarda": "cortexa53", "boardb": "cortexa53", "boardc": "cortexa7"}
 

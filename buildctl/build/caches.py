@@ -35,16 +35,38 @@ class CacheSettings:
     def mounts(self) -> list[Path]:
         return [self.dl_dir, self.sstate_dir, self.repo_ref_dir]
 
-    def bitbake_env(self) -> dict[str, str]:
-        """Variables BitBake reads from the environment (forwarded by kas)."""
+    def mirror_dirs(self) -> list[Path]:
+        """Directories of file:// mirrors: mounted read-only into every container."""
+        out = []
+        for e in self.mirror_entries():
+            url = e.split()[1].split(";", 1)[0]
+            if url.startswith("file://"):
+                path = url[len("file://"):]
+                path = path[: -len("/PATH")] if path.endswith("/PATH") else path
+                out.append(Path(path.split("PATH", 1)[0].rstrip("/") or "/"))
+        return out
+
+    def mirror_entries(self, network: bool = True) -> list[str]:
+        entries = [_mirror_entry(m) for m in self.sstate_mirrors]
+        if not network:  # only mirrors on the file system are reachable without a network
+            entries = [e for e in entries if e.split()[1].startswith("file://")]
+        return entries
+
+    def bitbake_env(self, network: bool = True) -> dict[str, str]:
+        """Variables BitBake reads from the environment (forwarded by kas).
+
+        Without network (the hermetic build phase) only file:// mirrors remain and the local
+        hash server runs without its upstream: what the fetch phase pulled is in the database.
+        """
         env = {"DL_DIR": str(self.dl_dir), "SSTATE_DIR": str(self.sstate_dir)}
-        if self.sstate_mirrors:
-            env["SSTATE_MIRRORS"] = " ".join(_mirror_entry(m) for m in self.sstate_mirrors)
+        mirrors = self.mirror_entries(network)
+        if mirrors:
+            env["SSTATE_MIRRORS"] = " ".join(mirrors)
         if self.hashserve == "auto":
             env["BB_HASHSERVE"] = "auto"
             # the equivalence database lives with the sstate it describes
             env["BB_HASHSERVE_DB_DIR"] = str(self.sstate_dir)
-            if self.hashserve_upstream:
+            if self.hashserve_upstream and network:
                 env["BB_HASHSERVE_UPSTREAM"] = self.hashserve_upstream
         elif self.hashserve == "none":
             env["BB_HASHSERVE"] = ""
@@ -108,6 +130,10 @@ def check_hashserve_pairing(s: CacheSettings) -> None:
             "cache.sstate_mirrors: a mirror needs the hash-equivalence server it was filled "
             "under: set cache.hashserve_upstream (or cache.hashserve to that server's URL, "
             "or 'none' if the mirror was filled without one)")
+    if s.hermetic and s.hashserve not in ("auto", "none") and \
+            not s.hashserve.startswith("unix:"):
+        raise UserError(f"cache.hashserve: {s.hashserve} is out of reach in a hermetic build "
+                        "(no network); use 'auto' with cache.hashserve_upstream set to it")
     if s.hashserve not in ("auto", "none") and "://" not in s.hashserve and \
             not s.hashserve.startswith("unix:") and ":" not in s.hashserve:
         raise UserError(f"cache.hashserve: {s.hashserve!r} is not auto, none or a server address")

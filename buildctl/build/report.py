@@ -17,6 +17,7 @@ class PhaseResult:
     seconds: float = 0.0
     exit_code: int | None = None
     log: str = ""
+    sstate: dict | None = None  # this phase's Sstate summary (a setscene-only fetch has one)
 
 
 @dataclass

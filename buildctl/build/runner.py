@@ -185,17 +185,20 @@ class BoardRunner:
             self.on_progress(job.name, rep.status, None)
         return rep
 
-    def _phases(self, job: BoardJob) -> list[tuple[str, list[str], bool]]:
-        """(name, bitbake argv, network) per phase."""
+    def _phases(self, job: BoardJob) -> list[tuple[str, list[list[str]], bool]]:
+        """(name, bitbake commands, network) per phase."""
         targets = target_of(job.kas_file)
         if self.opts.mode == "dry-run":
-            return [("dry-run", ["bitbake", "-n", *targets], True)]
+            return [("dry-run", [["bitbake", "-n", *targets]], True)]
         if self.opts.mode == "parse-only":
-            return [("parse", ["bitbake", "-p"], True)]
+            return [("parse", [["bitbake", "-p"]], True)]
         if self.caches.hermetic:
-            return [("fetch", ["bitbake", "--runall=fetch", *targets], True),
-                    ("build", ["bitbake", *targets], False)]
-        return [("build", ["bitbake", *targets], True)]
+            fetch = [["bitbake", "--runall=fetch", *targets]]
+            if self.caches.mirror_entries(network=True) != self.caches.mirror_entries(False):
+                # network mirrors are out of reach later: take what they have now
+                fetch.insert(0, ["bitbake", "--setscene-only", *targets])
+            return [("fetch", fetch, True), ("build", [["bitbake", *targets]], False)]
+        return [("build", [["bitbake", *targets]], True)]
 
     def _prepare_dirs(self, job: BoardJob, rep: BoardReport) -> None:
         d = self.board_dir(job)
@@ -236,10 +239,10 @@ class BoardRunner:
         os.replace(tmp, path)
         return path
 
-    def _container_env(self, job: BoardJob) -> dict[str, str]:
+    def _container_env(self, job: BoardJob, network: bool) -> dict[str, str]:
         d = self.board_dir(job)
         env = allowed_host_env()
-        env.update(self.caches.bitbake_env())
+        env.update(self.caches.bitbake_env(network))
         env.update({
             "HOME": str(d / "home"),
             "KAS_WORK_DIR": str(d / "work"),
@@ -253,16 +256,18 @@ class BoardRunner:
         return env
 
     def _run_phase(self, job: BoardJob, rep: BoardReport, phase_spec) -> int:
-        name, bb_argv, network = phase_spec
+        name, commands, network = phase_spec
         d = self.board_dir(job)
         overlay = self._overlay(job, name, network)
         kas_copy = d / "kas" / job.kas_file.name
-        argv = ["kas", "shell", f"{kas_copy}:{overlay}", "-c", shlex.join(bb_argv)]
+        argv = ["kas", "shell", f"{kas_copy}:{overlay}", "-c",
+                " && ".join(shlex.join(c) for c in commands)]
         mounts = [Mount(d), *[Mount(p) for p in self.caches.mounts()],
                   *[Mount(p, read_only=True) for p in
-                    dict.fromkeys(local_sources(job.repos, job.kas_file) + self.opts.extra_mounts)
+                    dict.fromkeys(local_sources(job.repos, job.kas_file) + self.opts.extra_mounts
+                                  + self.caches.mirror_dirs())
                     if p.exists()]]
-        env = self._container_env(job)
+        env = self._container_env(job, network)
         # the read-only sources belong to another user: tell git (through kas's own
         # GITCONFIG_FILE, since kas runs git with a fresh HOME) that they are safe to read
         sources = [str(m.path) for m in mounts if m.read_only]
@@ -305,6 +310,7 @@ class BoardRunner:
                     os.chown(phase.log, *self.opts.owner)
         phase.seconds = round(time.monotonic() - t0, 2)
         phase.exit_code = code
+        phase.sstate = log.sstate.to_dict() if log.sstate else None
         phase.status = "succeeded" if code == 0 else "failed"
         if self.stop_requested.is_set():
             phase.status = "interrupted"  # whatever the exit code of a stopped container says

@@ -70,3 +70,20 @@ def test_preflight_refuses_what_cannot_hold_sstate(tmp_path):
                       repo_ref_dir=tmp_path / "g")
     with pytest.raises(UserError, match="cache pre-flight failed: .*file/s: cannot create"):
         preflight_all(s)
+
+
+def test_hermetic_build_cannot_use_a_remote_hash_server():
+    with pytest.raises(UserError, match="out of reach in a hermetic build"):
+        settings_from_manifest(cache(hashserve="ws://10.0.0.5:8686", hermetic=True))
+    ok = settings_from_manifest(cache(hashserve_upstream="ws://10.0.0.5:8686", hermetic=True,
+                                      sstate_mirrors=["file:///srv/sstate", "https://m/s"]))
+    offline = ok.bitbake_env(network=False)
+    assert "BB_HASHSERVE_UPSTREAM" not in offline and offline["BB_HASHSERVE"] == "auto"
+    assert offline["SSTATE_MIRRORS"] == "file://.* file:///srv/sstate/PATH;downloadfilename=PATH"
+
+
+def test_file_mirrors_are_named_for_mounting():
+    s = settings_from_manifest(cache(hashserve="none", sstate_mirrors=[
+        "file:///srv/sstate", "file://.* file:///nfs/sstate/PATH;downloadfilename=PATH",
+        "https://m.example.com/s"]))
+    assert s.mirror_dirs() == [Path("/srv/sstate"), Path("/nfs/sstate")]

@@ -176,3 +176,34 @@ def test_sigterm_stops_containers_and_a_rerun_continues(tmp_path, builder_image,
     again = json.loads(stdout)["boards"][0]["bitbake"]
     assert again["sstate"]["current"] > 0 or again["tasks_run"] < again["tasks_attempted"]
     assert (out / "boarda" / "deploy").is_dir()
+
+
+def test_sstate_mirrors_and_upstream_across_the_hermetic_phases(tmp_path, builder_image):
+    import shutil
+
+    world = make_world(tmp_path)
+    _, rep = run_build(world, [world.job("boarda")], builder_image)
+    assert rep.status == "succeeded"
+    rep_first_tasks = rep.boards[0].bitbake["tasks_run"]
+    mirror = tmp_path / "mirror"
+    shutil.copytree(world.root / "cache/sstate", mirror)
+    shutil.rmtree(world.root / "cache/sstate")
+    shutil.rmtree(world.root / "out")
+    caches = world.caches(hermetic=True, sstate_mirrors=(
+        f"file://.* file://{mirror}/PATH;downloadfilename=PATH",
+        "https://sstate.example.invalid/scarthgap"),
+        hashserve_upstream="wss://hashserv.example.invalid/ws")
+    _, rep = run_build(world, [world.job("boarda")], builder_image, caches=caches)
+    board = rep.boards[0]
+    assert board.status == "succeeded", board.message
+    fetch_sstate = board.phases[0].sstate  # the setscene-only run took them from the mirror
+    assert fetch_sstate["mirrors"] > 0 and fetch_sstate["missed"] == 0
+    assert board.bitbake["tasks_run"] < rep_first_tasks
+    setscene, fetch, build = bitbake_envs(world.root / "out", "boarda")
+    assert setscene["argv"][1] == "--setscene-only"  # network mirrors used while there is network
+    assert "https://sstate.example.invalid" in setscene["seen"]["SSTATE_MIRRORS"]
+    assert setscene["seen"]["BB_HASHSERVE_UPSTREAM"] == "wss://hashserv.example.invalid/ws"
+    assert fetch["argv"][1] == "--runall=fetch"
+    assert "https://" not in build["seen"]["SSTATE_MIRRORS"]
+    assert f"file://{mirror}/PATH" in build["seen"]["SSTATE_MIRRORS"]
+    assert "BB_HASHSERVE_UPSTREAM" not in build["seen"]

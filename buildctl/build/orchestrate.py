@@ -77,7 +77,7 @@ class Build:
             product=req.product, variant=req.variant, mode=req.mode,
             started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             runtime=facts.get("runtime", ""), image=facts.get("image"),
-            image_digest=facts.get("image_digest"), jobs=concurrency,
+            image_digest=facts.get("image_digest"), jobs=concurrency, out_dir=str(req.out_dir),
             threads_per_board=threads, caches=self.caches.to_dict(),
             order=[p.name for p in plans])
         reports: dict[str, BoardReport] = {p.name: runner.new_report(by_name[p.name])

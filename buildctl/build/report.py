@@ -68,6 +68,7 @@ class BuildReport:
     runtime: str = ""
     image: str | None = None
     image_digest: str | None = None
+    out_dir: str = ""
     jobs: int = 1
     threads_per_board: int = 1
     caches: dict = field(default_factory=dict)

@@ -77,5 +77,5 @@ def _summary(data: dict) -> None:
                   str(bb.get("tasks_run") if bb.get("tasks_run") is not None else ""),
                   f"{ss['match_percent']}%" if ss else "", b.get("message", ""))
     con.print(t)
-    con.print(f"reports: {os.path.join(os.path.dirname(data['boards'][0]['log_dir']), '..')}"
-              if data["boards"] else "")
+    con.print(f"report: {os.path.join(data['out_dir'], 'build-report.json')}; per board: "
+              f"{os.path.join(data['out_dir'], '<board>-<variant>', 'report.json')}")

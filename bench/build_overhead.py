@@ -64,7 +64,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="buildctl-bench-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)
-        print(f"image {image}, {os.cpu_count()} CPUs")
+        print(f"image {image}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        if args.runtime == "docker":  # the floor: one container that does nothing
+            from buildctl.build.runtime.base import RunSpec
+            rt = get_runtime("docker", image)
+            times = []
+            for i in range(5):
+                t0 = time.monotonic()
+                rt.run(RunSpec(name=f"buildctl-bench-true-{os.getpid()}-{i}", argv=["true"], env={},
+                               mounts=[], workdir=Path("/"), owner=(1000, 1000)), lambda _: None)
+                times.append(time.monotonic() - t0)
+            print(f"container start+stop (true, entry point, user switch): "
+                  f"min {min(times):.2f}s median {sorted(times)[2]:.2f}s")
         for boards, jobs in ((1, 1), (8, 1), (8, args.jobs)):
             run(root, boards, image, jobs, args.runtime)  # warm: mirrors, sstate, stamps
             wall, rep = run(root, boards, image, jobs, args.runtime)

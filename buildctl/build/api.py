@@ -11,6 +11,7 @@ from buildctl.build.jobs import load_target
 from buildctl.build.orchestrate import Build, BuildRequest, SignalsToInterrupt
 from buildctl.build.progress import make_view
 from buildctl.build.report import BuildReport
+from buildctl.build.runner import own
 from buildctl.build.runtime import get_runtime, resolve_owner
 
 
@@ -38,6 +39,10 @@ def default_image() -> str:
 
 def build(args: BuildArgs) -> BuildReport:
     out = (args.out or Path.cwd() / "out" / args.product.stem).resolve()
+    owner = resolve_owner()
+    if not out.exists():  # before compose writes into it: the directory is the user's
+        out.mkdir(parents=True)
+        own(out, owner)
     target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
                          args.series, args.lock)
     caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
@@ -47,7 +52,7 @@ def build(args: BuildArgs) -> BuildReport:
     image = args.image or target.image or (default_image() if runtime_name != "host" else None)
     runtime = get_runtime(runtime_name, image)
     req = BuildRequest(product=target.name, variant=target.variant, jobs=target.jobs,
-                       out_dir=out, owner=resolve_owner(), mode=args.mode,
+                       out_dir=out, owner=owner, mode=args.mode,
                        concurrency=args.jobs, cpus=args.cpus, fail_fast=args.fail_fast,
                        source_date_epoch=source_date_epoch(target.root), series=target.series)
     view = make_view([j.name for j in target.jobs], args.json)

@@ -19,7 +19,7 @@ from buildctl.build.caches import CacheSettings, preflight_all
 from buildctl.build.plan import order_boards, split_threads
 from buildctl.build.progress import ProgressView
 from buildctl.build.report import BoardReport, BuildReport, write_json
-from buildctl.build.runner import BoardJob, BoardRunner, BuildOptions
+from buildctl.build.runner import BoardJob, BoardRunner, BuildOptions, chown_tree, own
 from buildctl.build.runtime.base import Runtime
 
 
@@ -60,7 +60,12 @@ class Build:
     def run(self) -> BuildReport:
         req = self.req
         t0 = time.monotonic()
-        req.out_dir.mkdir(parents=True, exist_ok=True)
+        if not req.out_dir.exists():
+            req.out_dir.mkdir(parents=True)
+            own(req.out_dir, req.owner)
+        compose_dir = req.out_dir / ".compose"  # written by compose (as whoever runs buildctl)
+        if compose_dir.exists():
+            chown_tree(compose_dir, req.owner)
         preflight_all(self.caches, req.owner)
         facts = self.runtime.prepare()
         plans = order_boards([(j.name, j.machine, j.tune, j.family) for j in req.jobs])

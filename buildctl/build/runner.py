@@ -93,6 +93,13 @@ def cache_identity(image_digest: str | None, series: str) -> str:
     return hashlib.sha256(f"{image_digest or 'host'}\n{series}".encode()).hexdigest()[:16]
 
 
+def own(path: Path, owner: tuple[int, int]) -> Path:
+    """Give a file buildctl wrote (as root) to the build's owner: outputs are never root's."""
+    if os.geteuid() == 0:
+        os.lchown(path, *owner)
+    return path
+
+
 def chown_tree(path: Path, owner: tuple[int, int]) -> None:
     if os.geteuid() != 0:
         return
@@ -209,6 +216,7 @@ class BoardRunner:
         kas_copy = d / "kas" / job.kas_file.name
         if job.kas_file.resolve() != kas_copy.resolve():
             shutil.copyfile(job.kas_file, kas_copy)
+            own(kas_copy, self.opts.owner)
         ident_file = d / "work" / ".buildctl-identity"
         old = ident_file.read_text().strip() if ident_file.exists() else None
         tmpdir = d / "work" / "build" / "tmp"
@@ -218,6 +226,7 @@ class BoardRunner:
             os.replace(tmpdir, aside)
             shutil.rmtree(aside, ignore_errors=True)
         ident_file.write_text(rep.cache_identity + "\n")
+        own(ident_file, self.opts.owner)
 
     def _overlay(self, job: BoardJob, phase: str, network: bool) -> Path:
         """buildctl's own kas file, combined with the composed one: BitBake settings as env.
@@ -236,7 +245,7 @@ class BoardRunner:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("# written by buildctl build; settings of this run, not of the product\n"
                        + yaml.safe_dump(data, sort_keys=True))
-        os.replace(tmp, path)
+        os.replace(own(tmp, self.opts.owner), path)
         return path
 
     def _container_env(self, job: BoardJob, network: bool) -> dict[str, str]:
@@ -274,6 +283,7 @@ class BoardRunner:
         gitconfig = d / "home" / "buildctl.gitconfig"
         gitconfig.write_text("".join(f"[safe]\n\tdirectory = {p}\n\tdirectory = {p}/.git\n"
                                      for p in sources))
+        own(gitconfig, self.opts.owner)
         env["GITCONFIG_FILE"] = str(gitconfig)
         spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{name}"[:120], argv=argv,
                        env=env, mounts=mounts, workdir=d / "work",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -47,8 +48,9 @@ class PodmanRuntime:
 
     def run(self, spec: RunSpec, on_line: LineSink) -> int:
         argv, env = self.command(spec)
-        import os
-        proc = subprocess.Popen(argv, env={**{"PATH": os.environ.get("PATH", "")}, **env},
+        # podman itself needs the caller's environment (XDG_RUNTIME_DIR, HOME, its config);
+        # the container gets only the names passed with -e
+        proc = subprocess.Popen(argv, env={**os.environ, **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         with self._lock:

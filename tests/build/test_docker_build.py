@@ -141,7 +141,9 @@ def _cli(args, env):
                             text=True)
 
 
-def test_sigterm_stops_containers_and_a_rerun_continues(tmp_path, builder_image, docker_engine):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_signal_stops_containers_and_a_rerun_continues(sig, tmp_path, builder_image,
+                                                       docker_engine):
     import docker
 
     world = make_world(tmp_path)
@@ -157,7 +159,7 @@ def test_sigterm_stops_containers_and_a_rerun_continues(tmp_path, builder_image,
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "build did not start"
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert json.loads(stdout)["status"] == "interrupted"

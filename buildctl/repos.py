@@ -50,6 +50,8 @@ class RepoCache:
     ref_dir: Path | None = None
     offline: bool = False
     _dirs: dict[str, Path] = field(default_factory=dict)
+    _known: set[tuple[str, str]] = field(default_factory=set)
+    _heads: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.ref_dir is None and os.environ.get("KAS_REPO_REF_DIR"):
@@ -82,7 +84,7 @@ class RepoCache:
                     raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
                 g = Path(top.stdout.strip())
         else:
-            g = self._reference(repo) or self._clone(repo)
+            g = self._reference(repo) or _local_url(repo.url) or self._clone(repo)
         self._dirs[key] = g
         return g
 
@@ -110,7 +112,12 @@ class RepoCache:
 
     # -- queries ----------------------------------------------------------------------------
     def has_commit(self, repo: Repo, sha: str) -> bool:
-        return _git(self.git_dir(repo), "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
+        key = (str(self.git_dir(repo)), sha)
+        if key not in self._known:  # commits never disappear: remember the yeses
+            if _git(self.git_dir(repo), "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode:
+                return False
+            self._known.add(key)
+        return True
 
     def ensure_commit(self, repo: Repo, sha: str) -> Path:
         g = self.git_dir(repo)
@@ -124,7 +131,8 @@ class RepoCache:
         raise RepoAccessError(f"repo {repo.name}: commit {sha} not found in {repo.url or repo.path}")
 
     def _writable(self, g: Path) -> bool:
-        return self.ref_dir is None or not str(g).startswith(str(self.ref_dir))
+        """Only buildctl's own cache is fetched into; mirrors and local repos are read-only."""
+        return str(g).startswith(str(self.cache_dir))
 
     def branch_head(self, repo: Repo, branch: str, *, update: bool = False) -> str:
         """The commit a branch points to (after fetching it, with update=True)."""
@@ -149,10 +157,13 @@ class RepoCache:
         return r.stdout.strip()
 
     def head(self, repo: Repo) -> str:
-        r = _git(self.git_dir(repo), "rev-parse", "HEAD", check=False)
-        if r.returncode != 0:
-            raise RepoAccessError(f"repo {repo.name}: {repo.path} has no commit yet")
-        return r.stdout.strip()
+        g = str(self.git_dir(repo))
+        if g not in self._heads:
+            r = _git(self.git_dir(repo), "rev-parse", "HEAD", check=False)
+            if r.returncode != 0:
+                raise RepoAccessError(f"repo {repo.name}: {repo.path} has no commit yet")
+            self._heads[g] = r.stdout.strip()
+        return self._heads[g]
 
     def is_ancestor(self, repo: Repo, older: str, newer: str) -> bool:
         return _git(self.git_dir(repo), "merge-base", "--is-ancestor", older, newer,
@@ -169,6 +180,17 @@ class RepoCache:
         except RepoAccessError:
             return None
         return self.is_ancestor(repo, sha, head)
+
+
+def _local_url(url: str) -> Path | None:
+    """A repository on this file system is read in place (never cloned into the cache)."""
+    u = urlparse(url)
+    if u.scheme == "file" or (not u.scheme and url.startswith("/")):
+        d = Path(u.path)
+        for g in (d / ".git", d):
+            if (g / "objects").is_dir() and (g / "HEAD").is_file():
+                return g
+    return None
 
 
 def _last_line(text: str) -> str:

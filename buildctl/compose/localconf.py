@@ -138,8 +138,9 @@ def image_section(product: Product, board: Board, variant: Variant) -> list[Assi
 
 
 def _free(obj, mapping: dict[str, str], *keypath) -> list[Assignment]:
-    return [Assignment(var, value, origin=_origin(obj, *keypath, var))
-            for var, value in sorted(mapping.items())]
+    return [Assignment(var, str(value), op=getattr(value, "op", "="),
+                       origin=_origin(obj, *keypath, var))
+            for var, value in mapping.items()]
 
 
 def sections(product: Product, board: Board, variant: Variant) -> dict[str, list[Assignment]]:

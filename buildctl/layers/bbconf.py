@@ -30,6 +30,7 @@ __all__ = [
 
 ASSIGN_OPS = ("=", "?=", "??=", ":=", "+=", "=+", ".=", "=.")
 OPERATIONS = ("append", "prepend", "remove")
+MAX_INCLUDE_DEPTH = 30
 
 _NAME = r"[a-zA-Z0-9\-_+.${}/~:]+?"
 _ASSIGN_RE = re.compile(
@@ -121,19 +122,61 @@ def _split_key(key: str) -> tuple[str, str]:
     return var, override
 
 
-def parse(text: str, filename: str = "<string>") -> list[Statement]:
-    """Parse configuration text into statements; raise ConfSyntaxError on a line BitBake rejects."""
+RECIPE_SUFFIXES = (".bb", ".bbappend", ".bbclass", ".inc")
+_FUNC_START_RE = re.compile(r"^(?:(?:fakeroot|python)\s+)*(?:[\w.+${}:/-]+\s*)?\(\s*\)\s*\{")
+_RECIPE_DIRECTIVE_RE = re.compile(
+    r"^(?P<kind>addtask|deltask|addhandler|EXPORT_FUNCTIONS|inherit_defer)\b\s*(?P<arg>.*?)\s*$"
+)
+
+
+def parse(text: str, filename: str = "<string>", *, recipe_syntax: bool | None = None) -> list[Statement]:
+    """Parse configuration text into statements; raise ConfSyntaxError on a line BitBake rejects.
+
+    recipe_syntax (default: by file name, .bb/.bbappend/.bbclass/.inc) also accepts what BitBake
+    allows there: `def` and shell/python function blocks and task directives. They are recorded
+    as kind "function"/"addtask"/... statements and never evaluated.
+    """
+    if recipe_syntax is None:
+        recipe_syntax = filename.endswith(RECIPE_SUFFIXES)
     out: list[Statement] = []
-    for start, end, s in _logical_lines(text):
+    lines = list(_logical_lines(text))
+    i = 0
+    while i < len(lines):
+        start, end, s = lines[i]
+        i += 1
         stripped = s.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if recipe_syntax:
+            if stripped.startswith("def ") and not s[0].isspace():
+                # A Python function: its body is every following indented (or blank) line.
+                while i < len(lines) and (not lines[i][2].strip() or lines[i][2][0].isspace()):
+                    end = lines[i][1]
+                    i += 1
+                out.append(Statement(kind="function", value=stripped, filename=filename, line=start, end_line=end))
+                continue
+            if _FUNC_START_RE.match(stripped) and not stripped.rstrip().endswith("}"):
+                while i < len(lines) and lines[i][2].rstrip() != "}":
+                    i += 1
+                if i < len(lines):
+                    end = lines[i][1]
+                    i += 1
+                out.append(Statement(kind="function", value=stripped, filename=filename, line=start, end_line=end))
+                continue
+            if _FUNC_START_RE.match(stripped):
+                out.append(Statement(kind="function", value=stripped, filename=filename, line=start, end_line=end))
+                continue
+            m = _RECIPE_DIRECTIVE_RE.match(stripped)
+            if m:
+                out.append(Statement(kind=m.group("kind"), value=m.group("arg"), filename=filename, line=start, end_line=end))
+                continue
         m = _ASSIGN_RE.match(stripped)
         if m:
             value = m.group("value")
             q = m.group("quote")
-            if q in value:
-                # BitBake refuses a value that contains its own quote character (`A = "x" "y"`).
+            if value.count(q) == 1:
+                # BitBake's one odd case: exactly three quote characters (`A = "a"b"`) is refused;
+                # other embedded quotes (`"${@f("x")}"`) are part of the value.
                 raise ConfSyntaxError(filename, start, f"unparsed line: {stripped[:80]}")
             var, override = _split_key(m.group("key"))
             out.append(
@@ -370,11 +413,17 @@ class Datastore:
         return out
 
     # -- statements --------------------------------------------------------------------
-    def apply(self, st: Statement, resolver: Callable[[Statement, "Datastore"], list[Statement] | None] | None = None) -> None:
+    def apply(
+        self,
+        st: Statement,
+        resolver: Callable[[Statement, "Datastore"], list[Statement] | None] | None = None,
+        _depth: int = 0,
+    ) -> None:
         if st.kind in ("include", "require", "include_all"):
-            if resolver is not None:
+            # Includes nest at most MAX_INCLUDE_DEPTH deep (a file including itself stops here).
+            if resolver is not None and _depth < MAX_INCLUDE_DEPTH:
                 for sub in resolver(st, self) or []:
-                    self.apply(sub, resolver)
+                    self.apply(sub, resolver, _depth + 1)
             return
         if st.kind == "unset":
             self.unset(self._key(st), st.flag)

@@ -19,6 +19,7 @@ Codes (stable, for --json consumers and docs):
 """
 from __future__ import annotations
 
+import bisect
 import difflib
 import posixpath
 import re
@@ -74,6 +75,30 @@ def bbappend_matches(bbappend_filename: str, recipe_filename: str) -> bool:
     return False
 
 
+class _RecipeIndex:
+    """Recipe file names, answering bbappend_matches for all of them in O(log n)."""
+
+    def __init__(self, filenames: Iterable[str]):
+        self.names = set(filenames)
+        self.sorted = sorted(self.names)
+
+    def matches(self, bbappend_filename: str) -> bool:
+        app = bbappend_filename.removesuffix(".bbappend") + ".bb"
+        if app in self.names:
+            return True
+        if "%" not in app:
+            return False
+        cut = app.index("%")
+        prefix = app[:cut]
+        # Recipes whose name starts with the prefix ...
+        i = bisect.bisect_left(self.sorted, prefix)
+        if i < len(self.sorted) and self.sorted[i].startswith(prefix):
+            return True
+        # ... or, since BitBake compares only the first len(prefix) characters, a recipe file
+        # name shorter than the prefix that the prefix starts with.
+        return any(prefix[:k] in self.names for k in range(1, cut))
+
+
 def _active(dynamic: str, collections: set[str]) -> bool:
     if not dynamic:
         return True
@@ -121,20 +146,8 @@ def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]
         sts = bbconf.parse(text, conf.file)
     except bbconf.ConfSyntaxError:
         return {k: v.value for k, v in conf.variables.items()}
-    d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=_depth_limited(resolver))
+    d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=resolver)
     return d.as_dict()
-
-
-def _depth_limited(resolver, limit: int = 20):
-    depth = {"n": 0}
-
-    def wrapped(st, d):
-        if depth["n"] >= limit:
-            return None
-        depth["n"] += 1
-        return resolver(st, d)
-
-    return wrapped
 
 
 def check_stack(
@@ -282,7 +295,7 @@ def check_stack(
 
     # bbappends without a recipe
     recipes: list[Recipe] = [r for l in layers for r in l.recipes if _active(r.dynamic, collections)]
-    recipe_files = {r.filename for r in recipes}
+    recipe_index = _RecipeIndex(r.filename for r in recipes)
     by_pn: dict[str, list[str]] = {}
     for r in recipes:
         by_pn.setdefault(r.pn, []).append(r.filename)
@@ -290,7 +303,7 @@ def check_stack(
         for app in layer.bbappends:
             if not _active(app.dynamic, collections):
                 continue
-            if any(bbappend_matches(app.filename, rf) for rf in recipe_files):
+            if recipe_index.matches(app.filename):
                 continue
             pn = app.filename.split("_")[0].removesuffix(".bbappend")
             have = sorted(by_pn.get(pn, []))
@@ -310,7 +323,6 @@ def check_stack(
 def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where) -> list[Finding]:
     found: list[Finding] = []
     values = machine_variables(layers, conf)
-    features = values.get("MACHINE_FEATURES", "").split()
     pns = {r.pn for r in recipes}
     provider = values.get("PREFERRED_PROVIDER_virtual/bootloader", "")
 
@@ -319,11 +331,9 @@ def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: l
 
     bl = bootloader.lower()
     if bl in ("grub-efi", "grub", "efi", "systemd-boot"):
-        if "efi" not in features:
-            add(
-                f"bootloader '{bootloader}' needs 'efi' in MACHINE_FEATURES, but MACHINE "
-                f"'{conf.name}' ({conf.file}) has: {' '.join(features) or 'none'}"
-            )
+        # meta-mender's GRUB integration does not need 'efi' in MACHINE_FEATURES: it sets
+        # EFI_PROVIDER itself and, on ARM, lets U-Boot load the EFI application
+        # (qemux86-64 and qemuarm64 are built that way). Only the recipe must exist.
         wanted = "systemd-boot" if bl == "systemd-boot" else "grub-efi"
         if wanted not in pns:
             add(f"bootloader '{bootloader}' needs a {wanted} recipe, but no layer of this board has one")

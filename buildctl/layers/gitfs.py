@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
+import subprocess
 import threading
 from dataclasses import dataclass, field
 
@@ -31,6 +33,7 @@ class GitTree:
     _repo: git.Repo = field(repr=False)
     _dirs: dict[str, list[str]] | None = field(default=None, repr=False)
     _text_cache: dict[str, str] = field(default_factory=dict, repr=False)
+    _preloaded: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def exists(self, path: str) -> bool:
         path = _norm(path)
@@ -44,6 +47,9 @@ class GitTree:
         sha = self._blobs.get(path)
         if sha is None:
             raise FileNotFoundError(f"{path} not found in {self.repo_path} at {self.commit[:12]}")
+        data = self._preloaded.get(sha)
+        if data is not None:
+            return data
         return self._repo.odb.stream(bytes.fromhex(sha)).read()
 
     def read_text(self, path: str) -> str:
@@ -108,6 +114,41 @@ def match_path_glob(pattern: str, path: str) -> bool:
     return True
 
 
+_FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+def _is_conf(path: str) -> bool:
+    return (path.startswith("conf/") or "/conf/" in path) and path.endswith((".conf", ".inc"))
+
+
+def _git(repo: str, args: list[str], *, shown, rev: str = "", stdin: bytes | None = None) -> bytes:
+    proc = subprocess.run(["git", "-C", repo, *args], input=stdin, capture_output=True)
+    if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = f" ({why[0]})" if why else ""
+        if rev:
+            raise GitReadError(f"{shown}: commit {rev!r} not found{detail}")
+        raise GitReadError(f"{shown}: git {args[0]} failed{detail}")
+    return proc.stdout
+
+
+def _cat_blobs(repo: str, shas: list[str]) -> dict[str, bytes]:
+    """Contents of many blobs from one `git cat-file --batch` run."""
+    out = _git(repo, ["cat-file", "--batch"], shown=repo, stdin=("\n".join(shas) + "\n").encode())
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].split()
+        pos = nl + 1
+        if len(header) != 3:  # "<sha> missing"
+            continue
+        size = int(header[2])
+        blobs[header[0].decode()] = out[pos : pos + size]
+        pos += size + 1
+    return blobs
+
+
 def _norm(path: str) -> str:
     return path.strip("/").replace("//", "/") if path not in ("", ".", "/") else ""
 
@@ -127,15 +168,20 @@ class GitFS:
         key = os.path.realpath(os.fspath(repo_path))
         r = self._repos.get(key)
         if r is None:
-            try:
-                r = git.Repo(key)
-            except (git.NoSuchPathError, git.InvalidGitRepositoryError) as e:
-                raise GitReadError(f"{repo_path}: not a git repository") from e
-            if not r.bare and os.path.realpath(r.git_dir) == key:
-                # A git directory without `core.bare` in its config (e.g. a mirror holding only
-                # HEAD, objects and refs): GitPython would run git in the parent directory.
-                r.git.update_environment(GIT_DIR=key)
-            self._repos[key] = r
+            # dict.setdefault is atomic: two threads opening one repository keep the same object.
+            r = self._repos.setdefault(key, self._open(key, repo_path))
+        return r
+
+    @staticmethod
+    def _open(key: str, shown: str | os.PathLike[str]) -> git.Repo:
+        try:
+            r = git.Repo(key)
+        except (git.NoSuchPathError, git.InvalidGitRepositoryError) as e:
+            raise GitReadError(f"{shown}: not a git repository") from e
+        if not r.bare and os.path.realpath(r.git_dir) == key:
+            # A git directory without `core.bare` in its config (e.g. a mirror holding only
+            # HEAD, objects and refs): GitPython would run git in the parent directory.
+            r.git.update_environment(GIT_DIR=key)
         return r
 
     def resolve(self, repo_path: str | os.PathLike[str], rev: str) -> str:
@@ -154,26 +200,31 @@ class GitFS:
         return sha
 
     def tree(self, repo_path: str | os.PathLike[str], rev: str) -> GitTree:
-        sha = self.resolve(repo_path, rev)
-        key = (os.path.realpath(os.fspath(repo_path)), sha)
-        with self._lock:
-            t = self._trees.get(key)
+        path = os.path.realpath(os.fspath(repo_path))
+        # A full commit id needs no lookup (ls-tree below fails if it is absent); pinned
+        # commits are full ids, so this saves a git process per repository.
+        sha = rev.lower() if _FULL_SHA.match(rev) else self.resolve(repo_path, rev)
+        key = (path, sha)
+        t = self._trees.get(key)
         if t is not None:
             return t
         r = self.repo(repo_path)
-        out = r.git.ls_tree("-r", "-z", "--full-tree", sha)
+        listing = _git(path, ["ls-tree", "-r", "-z", "--full-tree", f"{sha}^{{commit}}"], shown=repo_path, rev=rev)
         blobs: dict[str, str] = {}
-        for entry in out.split("\0"):
+        for entry in listing.split(b"\0"):
             if not entry:
                 continue
-            meta, _, path = entry.partition("\t")
-            _mode, kind, obj = meta.split(" ")
-            if kind == "blob":
-                blobs[path] = obj
-        t = GitTree(repo_path=key[0], commit=sha, _blobs=blobs, _repo=r)
-        with self._lock:
-            self._trees[key] = t
-        return t
+            meta, _, fpath = entry.partition(b"\t")
+            _mode, kind, obj = meta.split(b" ")
+            if kind == b"blob":
+                blobs[fpath.decode("utf-8", "surrogateescape")] = obj.decode()
+        t = GitTree(repo_path=path, commit=sha, _blobs=blobs, _repo=r)
+        # Configuration files are what layer checks read: fetch them all in one git process
+        # instead of one round trip (and a persistent process) each.
+        wanted = sorted({b for p, b in blobs.items() if _is_conf(p)})
+        if wanted:
+            t._preloaded.update(_cat_blobs(path, wanted))
+        return self._trees.setdefault(key, t)
 
     def close(self) -> None:
         for r in self._repos.values():

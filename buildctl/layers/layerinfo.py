@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from functools import cached_property
 from dataclasses import dataclass, field
 
 from buildctl.layers import bbconf
@@ -26,6 +27,8 @@ __all__ = [
     "layer_from_tree",
     "parse_depends",
     "recipe_name_version",
+    "LayerRef",
+    "read_layers",
 ]
 
 _MACHINE_VARS = (
@@ -89,7 +92,7 @@ class Recipe:
     file: str
     dynamic: str = ""  # collection that must be present (BBFILES_DYNAMIC), "!x" = absent
 
-    @property
+    @cached_property
     def filename(self) -> str:
         return posixpath.basename(self.file)
 
@@ -99,7 +102,7 @@ class Bbappend:
     file: str
     dynamic: str = ""
 
-    @property
+    @cached_property
     def filename(self) -> str:
         return posixpath.basename(self.file)
 
@@ -364,3 +367,43 @@ def read_layer(
     if info is None:
         info = fs.memo[key] = layer_from_tree(tree, layer_path, repo_name, read_confs=read_confs)
     return info
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """Which layer to read: repository path, pinned commit, layer dir in it, display name."""
+
+    repo_path: str
+    commit: str
+    layer_path: str = ""
+    repo_name: str = ""
+
+
+def read_layers(refs: list[LayerRef], *, fs: GitFS | None = None, workers: int = 8) -> list[LayerInfo]:
+    """read_layer for many layers (e.g. every board's stack at once), one thread per repository.
+
+    Results come back in the order of refs; duplicates are read once. Git work is mostly
+    waiting on git processes, so repositories are read concurrently; each repository is only
+    touched by one thread (GitPython's persistent cat-file is per repository).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    import os
+
+    fs = fs or default_fs()
+    by_repo: dict[str, list[LayerRef]] = {}
+    for ref in dict.fromkeys(refs):
+        by_repo.setdefault(os.path.realpath(ref.repo_path), []).append(ref)
+    results: dict[LayerRef, LayerInfo] = {}
+
+    def work(group: list[LayerRef]) -> None:
+        for ref in group:
+            results[ref] = read_layer(ref.repo_path, ref.commit, ref.layer_path, ref.repo_name, fs=fs)
+
+    if len(by_repo) <= 1 or workers <= 1:
+        for group in by_repo.values():
+            work(group)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(by_repo))) as pool:
+            for fut in [pool.submit(work, g) for g in by_repo.values()]:
+                fut.result()
+    return [results[r] for r in refs]

@@ -9,7 +9,7 @@ from typing import Any
 
 from buildctl.errors import ManifestError
 from buildctl.manifest import schema
-from buildctl.manifest.model import (Board, BoardMender, Cache, Product, ProductMender, Publish,
+from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Product, ProductMender, Publish,
                                      Ref, Release, Repo, Sbom, Storage, Variant)
 from buildctl.manifest.yamlsrc import SourceMap, load as load_yaml
 from buildctl.refs import SecretRef
@@ -37,9 +37,12 @@ _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", r
 _TEMPLATE_KEYS = {"product", "version", "board", "variant", "series"}
 
 
-def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str, ConfValue]:
+    out: dict[str, ConfValue] = {}
     for var, value in local_conf.items():
+        op = "="
+        if isinstance(value, dict):
+            op, value = value["op"], value["value"]
         base = var.split(":", 1)[0]
         if base in OWNED_VARIABLES:
             raise smap.error(keypath + (var,), f"{base} is set by {OWNED_VARIABLES[base]}; "
@@ -52,7 +55,7 @@ def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str,
                                                 "(env:NAME or file:PATH), never values")
         if "\n" in value:
             raise smap.error(keypath + (var,), "values must be one line")
-        out[var] = value
+        out[var] = ConfValue(value, op)
     return out
 
 
@@ -69,7 +72,8 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
                            layers=tuple(r["layers"]) if "layers" in r else (".",),
                            patches=tuple(r.get("patches") or ()), source=smap.path,
-                           line=smap.line(keypath + (name,)))
+                           line=smap.line(keypath + (name,)),
+                           extends="url" not in r and "path" not in r)
     return repos
 
 
@@ -112,6 +116,22 @@ def load_board(path: Path, name: str | None = None) -> Board:
     )
 
 
+def _with_core(board: Board, core: dict[str, Repo]) -> Board:
+    """Resolve a board's `repo: {layers: [...]}` entries against the product's core repos."""
+    from dataclasses import replace
+
+    repos = {}
+    for name, r in board.repos.items():
+        if r.extends:
+            if name not in core:
+                raise ManifestError(board.path, f"adds layers to core repo {name!r}, but the product "
+                                    "has no repo of that id (give url and refs)", line=r.line,
+                                    field=f"repos.{name}")
+            r = replace(core[name], layers=r.layers, source=r.source, line=r.line, extends=True)
+        repos[name] = r
+    return replace(board, repos=repos)
+
+
 def _repo_root(directory: Path) -> Path:
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
@@ -151,6 +171,10 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         raise smap.error(("default_variant",), f"{default_variant!r} is not one of the variants "
                                                f"({', '.join(variants)})")
 
+    core_repos = _repos(data["repos"], smap, ("repos",), here)
+    for name, repo in core_repos.items():
+        if repo.extends:
+            raise smap.error(("repos", name), "a core repo needs url (with refs) or path")
     bdir = Path(boards_dir) if boards_dir else (here / data.get("boards_dir", "../machines")).resolve()
     overrides = data.get("board_overrides") or {}
     for name in overrides:
@@ -161,7 +185,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         bpath = bdir / f"{name}.yml"
         if not bpath.is_file():
             raise smap.error(("boards", i), f"no board manifest {bpath}")
-        board = load_board(bpath, name)
+        board = _with_core(load_board(bpath, name), core_repos)
         if name in overrides:
             o = overrides[name]
             lc = dict(board.local_conf)
@@ -197,7 +221,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     targets = data["target"] if isinstance(data["target"], list) else [data["target"]]
     return Product(
         name=data["name"], series=data["series"], distro=data["distro"], targets=tuple(targets),
-        repos=_repos(data["repos"], smap, ("repos",), here), boards=boards, release=release,
+        repos=core_repos, boards=boards, release=release,
         variants=variants, default_variant=default_variant,
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),

@@ -8,6 +8,17 @@ from buildctl.manifest.yamlsrc import SourceMap
 from buildctl.refs import SecretRef
 
 
+class ConfValue(str):
+    """A local_conf value; ``op`` is the BitBake operator (``=`` unless the manifest says)."""
+
+    op: str
+
+    def __new__(cls, value: str, op: str = "=") -> "ConfValue":
+        obj = super().__new__(cls, value)
+        obj.op = op
+        return obj
+
+
 @dataclass(frozen=True)
 class Ref:
     branch: str | None = None
@@ -25,6 +36,7 @@ class Repo:
     patches: tuple[str, ...] = ()
     source: Path | None = None  # manifest that declared it
     line: int | None = None
+    extends: bool = False  # board only: more layers of the product's core repo of this id
 
     def ref(self, series: str) -> Ref | None:
         return self.refs.get(series)

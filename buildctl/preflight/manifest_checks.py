@@ -47,6 +47,8 @@ def check_board(product: Product, board: Board, lock: Lock | None) -> list[Findi
         out.append(_f(board, "series-unsupported", f"board cannot follow series {product.series}: "
                       f"it supports {', '.join(board.series)}", "series"))
     for name, repo in board.repos.items():
+        if repo.extends:
+            continue  # layers of a core repo: its refs are the product's
         for s in board.series:
             if s not in repo.refs:
                 out.append(_f(board, "repo-series", f"repo {name} has no ref for series {s}, "
@@ -60,7 +62,7 @@ def check_board(product: Product, board: Board, lock: Lock | None) -> list[Findi
 def _floating(product: Product, board: Board, lock: Lock | None) -> list[Finding]:
     out = []
     for name, repo in list(product.repos.items()) + list(board.repos.items()):
-        if repo.is_local:
+        if repo.is_local or repo.extends:
             continue
         ref = repo.ref(product.series)
         if ref is None or ref.commit or (lock and lock.commit(name)):

@@ -5,21 +5,24 @@ resolved commits. A layer read once is shared by every board that uses it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from buildctl.compose.kasfile import resolve
 from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
 from buildctl.findings import Finding
 from buildctl.layers.checks import check_stack
 from buildctl.layers.gitfs import GitFS, GitReadError
-from buildctl.layers.layerinfo import LayerInfo, read_layer
+from buildctl.layers.layerinfo import LayerRef, read_layers
 from buildctl.manifest.model import Board, Product
 from buildctl.preflight.manifest_checks import check_board
 from buildctl.repos import RepoCache
 
 
-def board_layers(product: Product, board: Board, lock: Lock | None, cache: RepoCache,
-                 fs: GitFS) -> tuple[list[LayerInfo], list[Finding]]:
-    layers: list[LayerInfo] = []
+def board_layer_refs(product: Product, board: Board, lock: Lock | None,
+                     cache: RepoCache) -> tuple[list[LayerRef], list[Finding]]:
+    """Which layers (repo, commit, dir) make up the board's stack; problems reaching them."""
+    refs: list[LayerRef] = []
     problems: list[Finding] = []
     for name, rr in resolve(product, board, lock, head_of=cache.head).items():
         repo = rr.repo
@@ -34,33 +37,50 @@ def board_layers(product: Product, board: Board, lock: Lock | None, cache: RepoC
                 problems.append(Finding(board.name, "repo-series", f"repo {name} has no ref for "
                                         f"series {product.series}", src, repo.line))
                 continue
-            git_dir = cache.ensure_commit(repo, commit)
-            for layer_path in rr.layers:
-                path = "" if layer_path == "." else layer_path
-                layers.append(read_layer(str(git_dir), commit, path, name, fs=fs))
-        except (UserError, GitReadError) as exc:
+            git_dir = str(cache.ensure_commit(repo, commit))
+        except UserError as exc:
             problems.append(Finding(board.name, "repo-unavailable", str(exc), src, repo.line))
-    return layers, problems
+            continue
+        refs += [LayerRef(git_dir, commit, "" if p == "." else p, name) for p in rr.layers]
+    return refs, problems
+
+
+def _dangling_policy(product: Product, board: Board, findings: list[Finding]) -> list[Finding]:
+    """BB_DANGLINGAPPENDS_WARNONLY in the board's configuration makes BitBake only warn."""
+    settings = {**board.local_conf, **product.local_conf}
+    for v in product.variants.values():
+        settings.update(v.local_conf)
+    if settings.get("BB_DANGLINGAPPENDS_WARNONLY", "").strip().lower() not in ("1", "yes", "true"):
+        return findings
+    return [replace(f, severity="warning") if f.code == "bbappend-dangling" else f for f in findings]
 
 
 def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                      cache: RepoCache, *, layers: bool = True) -> list[Finding]:
     findings: list[Finding] = []
+    stacks: dict[str, list[LayerRef]] = {}
+    for board in boards:
+        findings += check_board(product, board, lock)
+        if layers and product.series in board.series:  # else: no stack to check
+            stacks[board.name], problems = board_layer_refs(product, board, lock, cache)
+            findings += problems
     fs = GitFS()
     try:
+        # every board's layers in one go: a layer shared by boards is read once
+        all_refs = [r for refs in stacks.values() for r in refs]
+        try:
+            infos = dict(zip(all_refs, read_layers(all_refs, fs=fs)))
+        except GitReadError as exc:
+            return sorted(findings + [Finding("*", "repo-unavailable", str(exc))])
         for board in boards:
-            findings += check_board(product, board, lock)
-            if not layers:
+            if board.name not in stacks:
                 continue
-            stack, problems = board_layers(product, board, lock, cache, fs)
-            findings += problems
-            findings += check_stack(
-                board.name, stack, series=product.series, machine=board.machine,
-                distro=product.distro, bootloader=board.mender.bootloader,
+            findings += _dangling_policy(product, board, check_stack(
+                board.name, [infos[r] for r in stacks[board.name]], series=product.series,
+                machine=board.machine, distro=product.distro, bootloader=board.mender.bootloader,
                 manifest_file=str(board.path or ""),
                 manifest_lines={"machine": board.line("machine"), "series": board.line("series"),
-                                "bootloader": board.line("mender", "bootloader"),
-                                })
+                                "bootloader": board.line("mender", "bootloader")}))
     finally:
         fs.close()
     return sorted(set(findings), key=lambda f: (f.board, f.file, f.line or 0, f.code, f.message))

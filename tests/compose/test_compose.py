@@ -86,3 +86,20 @@ def test_real_kas_dump_accepts_composed_file_offline(product_path, tmp_path):
     assert dumped["repos"]["poky"]["commit"] == yaml.safe_load(
         (out / "qemux86-64.yml").read_text())["repos"]["poky"]["commit"]
     assert (work / "poky" / "meta" / "conf" / "layer.conf").exists()  # kas checked it out
+
+
+def test_board_adds_layers_of_a_core_repo_without_repeating_it(tmp_path):
+    root = tmp_path / "ws"
+    path = simple_product(root)
+    write_yaml(root / "machines" / "qemuarm64.yml",
+               board_data("qemuarm64", repos={"poky": {"layers": ["meta-yocto-bsp"]}}))
+    product = load_product(path)
+    doc = yaml.safe_load(compose_board(product, "qemuarm64", None, tmp_path / "o").kas_file.read_text())
+    assert list(doc["repos"]["poky"]["layers"]) == ["meta", "meta-poky", "meta-yocto-bsp"]
+    other = yaml.safe_load(compose_board(product, "qemux86-64", None, tmp_path / "o").kas_file.read_text())
+    assert list(other["repos"]["poky"]["layers"]) == ["meta", "meta-poky"]
+    write_yaml(root / "machines" / "qemuarm64.yml",
+               board_data("qemuarm64", repos={"meta-nope": {"layers": ["meta-x"]}}))
+    from buildctl.errors import ManifestError
+    with pytest.raises(ManifestError, match=r"qemuarm64.yml:\d+: repos.meta-nope: adds layers to core repo"):
+        load_product(path)

@@ -117,6 +117,10 @@ CASES = {
         'BBFILE_PATTERN_foo := "^${LAYERDIR}/"\n',
         {"BBFILES": " /l/recipes-*/*/*.bb   /l/recipes-*/*/*.bbappend", "BBFILE_PATTERN_foo": "^/l/"},
     ),
+    "embedded-quotes": (
+        'X = "${@f("a", "b")}"\nY = "x" "y"\n',
+        {"Y": 'x" "y'},
+    ),
     "inline-python-kept": (
         "COREBASE = '${@os.path.normpath(\"x\")}'\n",
         None,  # BitBake evaluates Python; we keep it verbatim (checked in test_inline_python_kept)
@@ -192,7 +196,7 @@ def test_statement_fields_and_lines():
 
 @pytest.mark.parametrize(
     "line",
-    ['A = "unterminated\n', "A = x\n", 'A "x"\n', 'A = "x" "y"\n', "python do_it() {\n"],
+    ['A = "unterminated\n', "A = x\n", 'A "x"\n', 'A = "a"b"\n', "python do_it() {\n"],
 )
 def test_syntax_errors_name_file_and_line(line):
     with pytest.raises(ConfSyntaxError) as ei:
@@ -234,3 +238,30 @@ def test_expand_helper_and_self_reference():
     assert expand("${A}/${B}", {"A": "x"}) == "x/${B}"
     got = evaluate(parse('S = "${S} more"\n'))
     assert got["S"] == "${S} more"  # BitBake refuses; we keep the reference literal, never loop
+
+
+def test_recipe_syntax_in_inc_files():
+    text = (
+        'A = "1"\n'
+        "def helper(d):\n"
+        "    x = 1\n"
+        "\n"
+        "    return x\n"
+        'B = "2"\n'
+        "do_install() {\n"
+        "    install -d ${D}\n"
+        "}\n"
+        "python do_x () {\n"
+        "    bb.note('x')\n"
+        "}\n"
+        "addtask x after do_install\n"
+        'C = "${A}${B}"\n'
+    )
+    sts = parse(text, "conf/machine/include/soc.inc")
+    assert [(s.kind, s.line) for s in sts] == [
+        ("assign", 1), ("function", 2), ("assign", 6), ("function", 7), ("function", 10), ("addtask", 13), ("assign", 14)
+    ]
+    assert sts[1].end_line == 5 and sts[4].end_line == 12
+    assert evaluate(sts)["C"] == "12"
+    with pytest.raises(ConfSyntaxError):  # not in a .conf file, as in BitBake
+        parse(text, "conf/layer.conf")

@@ -67,3 +67,17 @@ def test_errors_name_repo_and_commit(tmp_path, fs):
 )
 def test_glob_like_bitbake(pattern, path, want):
     assert match_path_glob(pattern, path) is want
+
+
+def test_missing_full_commit_id_is_reported(tmp_path, fs):
+    repo, _ = make_layer_repo(tmp_path, "meta-foo")
+    with pytest.raises(GitReadError, match=r"meta-foo: commit '0{40}' not found"):
+        fs.tree(repo, "0" * 40)
+
+
+def test_conf_files_are_preloaded_in_one_batch(tmp_path, fs):
+    repo, commit = make_layer_repo(tmp_path, "meta-foo", {"": LayerSpec(collection="foo", machines=["m"], recipes=["a_1.bb"])})
+    t = fs.tree(repo, commit)
+    assert set(t._preloaded) == {t._blobs["conf/layer.conf"], t._blobs["conf/machine/m.conf"]}
+    assert t.read_text("conf/machine/m.conf") == (repo / "conf/machine/m.conf").read_text()
+    assert t.read_text("recipes-a/a/a_1.bb") == (repo / "recipes-a/a/a_1.bb").read_text()  # not preloaded

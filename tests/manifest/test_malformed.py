@@ -108,8 +108,13 @@ PRODUCT_CASES = [
 def test_malformed_board(tmp_path, name, text, line, pattern):
     path = tmp_path / "qemux86-64.yml"
     path.write_text(text)
+    _assert_error(load_board, path, line, pattern)
+
+
+def _assert_error(load, path, line, pattern):
+    """The load fails with one line that starts with file:line and says what is wrong."""
     with pytest.raises(ManifestError) as exc:
-        load_board(path)
+        load(path)
     msg = str(exc.value)
     assert "\n" not in msg
     assert msg.startswith(f"{path}:{line}:" if line else f"{path}"), msg
@@ -127,13 +132,7 @@ def _product_tree(tmp_path, text):
 
 @pytest.mark.parametrize("name,text,line,pattern", PRODUCT_CASES, ids=[c[0] for c in PRODUCT_CASES])
 def test_malformed_product(tmp_path, name, text, line, pattern):
-    path = _product_tree(tmp_path, text)
-    with pytest.raises(ManifestError) as exc:
-        load_product(path)
-    msg = str(exc.value)
-    assert "\n" not in msg
-    assert msg.startswith(f"{path}:{line}:" if line else f"{path}"), msg
-    assert re.search(pattern, msg), msg
+    _assert_error(load_product, _product_tree(tmp_path, text), line, pattern)
 
 
 def test_good_manifests_load(tmp_path):

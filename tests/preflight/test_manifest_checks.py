@@ -100,3 +100,27 @@ def _findings_for(path, tmp_path, **board_changes):
 def test_rootfs_size_follows_meta_mender(uboot, expected_mb):
     # 7168 MiB total, boot 100 (aligned up to 104), data 1024, overhead 16 (+16 U-Boot env)
     assert rootfs_size_bytes(7168, 100, 1024, 8 * 1024 * 1024, uboot=uboot) // (1024 * 1024) == expected_mb
+
+
+def test_dangling_bbappend_is_an_error_unless_the_board_allows_it(tmp_path):
+    from buildctl.preflight.run import validate_product
+    from buildctl.repos import RepoCache
+    from tests.helpers.products import commit_more
+
+    path = simple_product(tmp_path)
+    poky = tmp_path / "repos" / "poky"
+    import yaml
+    d = yaml.safe_load(path.read_text())
+    d["repos"]["poky"]["refs"]["scarthgap"]["commit"] = commit_more(
+        poky, {"meta-poky/recipes-x/linux/linux-vendor_%.bbappend": "# x\n"})
+    write_yaml(path, d)
+    product = load_product(path)
+    found = [f for f in validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
+             if f.code == "bbappend-dangling"]
+    assert found and found[0].severity == "error" and "linux-vendor_%.bbappend" in found[0].message
+    write_yaml(tmp_path / "machines" / "qemux86-64.yml",
+               board_data("qemux86-64") | {"local_conf": {"BB_DANGLINGAPPENDS_WARNONLY": "1"}})
+    product = load_product(path)
+    found = [f for f in validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
+             if f.code == "bbappend-dangling"]
+    assert found and found[0].severity == "warning"

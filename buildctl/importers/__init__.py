@@ -1,0 +1,1 @@
+"""Importers: existing project descriptions (kas files) to buildctl manifests."""

@@ -52,17 +52,21 @@ class CacheSettings:
             entries = [e for e in entries if e.split()[1].startswith("file://")]
         return entries
 
-    def bitbake_env(self, network: bool = True) -> dict[str, str]:
+    def bitbake_env(self, network: bool = True, shared_server: str | None = None) -> dict[str, str]:
         """Variables BitBake reads from the environment (forwarded by kas).
 
-        Without network (the hermetic build phase) only file:// mirrors remain and the local
-        hash server runs without its upstream: what the fetch phase pulled is in the database.
+        Without network (the hermetic build phase) only file:// mirrors remain. With the
+        build's shared hash server, the upstream is that server's business, not BitBake's;
+        without it (fallback), BitBake's own "auto" server gets the upstream while there is
+        network.
         """
         env = {"DL_DIR": str(self.dl_dir), "SSTATE_DIR": str(self.sstate_dir)}
         mirrors = self.mirror_entries(network)
         if mirrors:
             env["SSTATE_MIRRORS"] = " ".join(mirrors)
-        if self.hashserve == "auto":
+        if self.hashserve == "auto" and shared_server:
+            env["BB_HASHSERVE"] = shared_server  # the build's server (see hashserve.py)
+        elif self.hashserve == "auto":
             env["BB_HASHSERVE"] = "auto"
             # the equivalence database lives with the sstate it describes
             env["BB_HASHSERVE_DB_DIR"] = str(self.sstate_dir)

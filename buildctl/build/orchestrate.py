@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buildctl.build.caches import CacheSettings, preflight_all
+from buildctl.build.hashserve import SharedHashServer, find_hashserv
+from buildctl.errors import UserError
 from buildctl.build.plan import order_boards, split_threads
 from buildctl.build.progress import ProgressView
 from buildctl.build.report import BoardReport, BuildReport, write_json
@@ -90,6 +92,13 @@ class Build:
         report.boards = [reports[p.name] for p in plans]
         self._write(report, t0)
 
+        server = None
+        if self.caches.hashserve == "auto" and req.mode != "parse-only" and \
+                not self.interrupted.is_set():
+            server = self._start_hashserver(runner, by_name[plans[0].name],
+                                            reports[plans[0].name], build_id, report)
+            self._write(report, t0)
+
         pending = list(plans)
         running: dict[str, threading.Thread] = {}
         leaders_done: dict[str, bool] = {}
@@ -147,6 +156,8 @@ class Build:
                 runner.stop_all()
                 for th in running.values():
                     th.join(timeout=30)
+            if server is not None:
+                server.stop()
             self.runtime.cleanup()
         if self.interrupted.is_set():
             report.status = "interrupted"
@@ -156,6 +167,31 @@ class Build:
             report.status = "failed"
         self._write(report, t0)
         return report
+
+    def _start_hashserver(self, runner: BoardRunner, first: BoardJob, rep: BoardReport,
+                          build_id: str, report: BuildReport):
+        """Check the first board out and run BitBake's hash server from it for all boards."""
+        db_note = {"mode": "auto", "database": "per build directory (BitBake's own)"}
+        if not runner.checkout(first, rep):
+            report.hashserve = {**db_note, "note": "first checkout failed"}
+            return None
+        hashserv = find_hashserv(runner.board_dir(first) / "work")
+        if hashserv is None:
+            report.hashserve = {**db_note, "note": "no bin/bitbake-hashserv in the checkout"}
+            return None
+        server = SharedHashServer(self.runtime, self.caches.sstate_dir, self.req.series,
+                                  self.req.owner, build_id, self.caches.hashserve_upstream)
+        try:
+            server.start(hashserv, runner.board_dir(first) / "work")
+        except UserError as exc:
+            report.hashserve = {**db_note, "note": str(exc)}
+            return None
+        runner.hashserve_address = server.address
+        runner.shared_mounts = server.mounts()
+        report.hashserve = {"mode": "shared", "address": server.address,
+                            "database": str(server.db), "server": str(hashserv),
+                            "upstream": self.caches.hashserve_upstream}
+        return server
 
     def _write(self, report: BuildReport, t0: float) -> None:
         with self._write_lock:

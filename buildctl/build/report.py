@@ -72,6 +72,7 @@ class BuildReport:
     jobs: int = 1
     threads_per_board: int = 1
     caches: dict = field(default_factory=dict)
+    hashserve: dict = field(default_factory=dict)  # mode, address, database, upstream
     order: list[str] = field(default_factory=list)
     boards: list[BoardReport] = field(default_factory=list)
 

@@ -120,6 +120,8 @@ class BoardRunner:
         self.facts = runtime_facts
         self.on_progress = on_progress or (lambda *a: None)
         self.stop_requested = threading.Event()
+        self.hashserve_address: str | None = None  # the build's shared server, when running
+        self.shared_mounts: list[Mount] = []
         self._active: dict[str, str] = {}  # board -> running container name
         self._lock = threading.Lock()
 
@@ -192,6 +194,15 @@ class BoardRunner:
             self.on_progress(job.name, rep.status, None)
         return rep
 
+    def checkout(self, job: BoardJob, rep: BoardReport) -> bool:
+        """Only check the repositories out (network): what the shared hash server runs from."""
+        self._prepare_dirs(job, rep)
+        code = self._run_phase(job, rep, ("checkout", [], True))
+        if code != 0:
+            rep.message = f"checkout: exit code {code} (log: {rep.phase('checkout').log})"
+            self.write_report(job, rep)
+        return code == 0
+
     def _phases(self, job: BoardJob) -> list[tuple[str, list[list[str]], bool]]:
         """(name, bitbake commands, network) per phase."""
         targets = target_of(job.kas_file)
@@ -251,7 +262,7 @@ class BoardRunner:
     def _container_env(self, job: BoardJob, network: bool) -> dict[str, str]:
         d = self.board_dir(job)
         env = allowed_host_env()
-        env.update(self.caches.bitbake_env(network))
+        env.update(self.caches.bitbake_env(network, self.hashserve_address))
         env.update({
             "HOME": str(d / "home"),
             "KAS_WORK_DIR": str(d / "work"),
@@ -269,9 +280,12 @@ class BoardRunner:
         d = self.board_dir(job)
         overlay = self._overlay(job, name, network)
         kas_copy = d / "kas" / job.kas_file.name
-        argv = ["kas", "shell", f"{kas_copy}:{overlay}", "-c",
-                " && ".join(shlex.join(c) for c in commands)]
-        mounts = [Mount(d), *[Mount(p) for p in self.caches.mounts()],
+        if commands:
+            argv = ["kas", "shell", f"{kas_copy}:{overlay}", "-c",
+                    " && ".join(shlex.join(c) for c in commands)]
+        else:
+            argv = ["kas", "checkout", f"{kas_copy}:{overlay}"]
+        mounts = [Mount(d), *[Mount(p) for p in self.caches.mounts()], *self.shared_mounts,
                   *[Mount(p, read_only=True) for p in
                     dict.fromkeys(local_sources(job.repos, job.kas_file) + self.opts.extra_mounts
                                   + self.caches.mirror_dirs())

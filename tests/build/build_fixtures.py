@@ -53,6 +53,8 @@ def make_poky(root: Path) -> tuple[Path, str]:
     (repo / "bitbake" / "bin").mkdir(parents=True)
     shutil.copy(BITBAKE, repo / "bitbake" / "bin" / "bitbake")
     os.chmod(repo / "bitbake" / "bin" / "bitbake", 0o755)
+    shutil.copy(HERE / "fixture_files" / "bitbake-hashserv", repo / "bitbake" / "bin")
+    os.chmod(repo / "bitbake" / "bin" / "bitbake-hashserv", 0o755)
     (repo / "meta" / "conf" / "machine").mkdir(parents=True)
     (repo / "meta" / "conf" / "layer.conf").write_text(
         'BBFILE_COLLECTIONS += "core"\nLAYERSERIES_CORENAMES = "scarthgap"\n')

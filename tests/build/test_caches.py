@@ -87,3 +87,12 @@ def test_file_mirrors_are_named_for_mounting():
         "file:///srv/sstate", "file://.* file:///nfs/sstate/PATH;downloadfilename=PATH",
         "https://m.example.com/s"]))
     assert s.mirror_dirs() == [Path("/srv/sstate"), Path("/nfs/sstate")]
+
+
+def test_shared_server_replaces_bitbakes_private_one():
+    s = settings_from_manifest(cache(hashserve_upstream="wss://up.example.com/ws"))
+    env = s.bitbake_env(network=True, shared_server="unix:///tmp/hs/hashserve.sock")
+    assert env["BB_HASHSERVE"] == "unix:///tmp/hs/hashserve.sock"
+    assert "BB_HASHSERVE_UPSTREAM" not in env and "BB_HASHSERVE_DB_DIR" not in env
+    none = settings_from_manifest(cache(hashserve="none"))
+    assert none.bitbake_env(shared_server="unix:///x")["BB_HASHSERVE"] == ""

@@ -28,7 +28,7 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     owner = (4321, 4322)
     b, rep = run_build(world, [world.job("boarda"), world.job("boardb")], builder_image,
                        caches=world.caches(hermetic=True), owner=owner, concurrency=2, cpus=8,
-                       source_date_epoch=1709528767)
+                       source_date_epoch=1709528767, series="scarthgap")
     assert rep.status == "succeeded", [r.message for r in rep.boards]
     a, bb = rep.boards
     assert rep.image_digest.startswith("sha256:") and a.image_digest == rep.image_digest
@@ -36,7 +36,11 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     assert bb.started >= a.started
     assert a.bitbake["sstate"]["local"] == 0 and bb.bitbake["sstate"]["local"] > 0
     assert bb.bitbake["tasks_run"] < a.bitbake["tasks_run"]
-    assert [p.name for p in a.phases] == ["fetch", "build", "collect"]
+    # the first board is checked out first: the shared hash server runs from its bitbake
+    assert [p.name for p in a.phases] == ["checkout", "fetch", "build", "collect"]
+    assert [p.name for p in bb.phases] == ["fetch", "build", "collect"]
+    db = world.root / "cache/sstate/hashserv-scarthgap.db"
+    assert rep.hashserve["mode"] == "shared" and rep.hashserve["database"] == str(db)
     out = world.root / "out"
     # what bitbake saw: caches from the environment, never from local.conf; threads split
     local_conf = (out / "boarda-release/work/build/conf/local.conf").read_text()
@@ -45,13 +49,20 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     for seen in (fetch_env["seen"], build_env["seen"]):
         assert seen["DL_DIR"] == str(world.root / "cache/downloads")
         assert seen["SSTATE_DIR"] == str(world.root / "cache/sstate")
-        assert seen["BB_HASHSERVE"] == "auto"
-        assert seen["BB_HASHSERVE_DB_DIR"] == str(world.root / "cache/sstate")
+        assert seen["BB_HASHSERVE"] == rep.hashserve["address"]
+        assert seen["BB_HASHSERVE"].startswith("unix://")
         assert seen["BB_NUMBER_THREADS"] == "4" and seen["PARALLEL_MAKE"] == "-j 4"
         assert seen["SOURCE_DATE_EPOCH"] == "1709528767"
     assert "BB_NO_NETWORK" not in fetch_env["seen"] and build_env["seen"]["BB_NO_NETWORK"] == "1"
     assert build_env["uid"] == owner[0]
-    assert (world.root / "cache/sstate/hashserv.db").is_file()
+    import sqlite3
+    con = sqlite3.connect(db)
+    # every phase of both boards talked to the one server; equivalences of both are kept
+    assert con.execute("SELECT COUNT(*) FROM clients").fetchone()[0] == 4
+    assert con.execute("SELECT COUNT(*) FROM unihashes_v3").fetchone()[0] > 0
+    con.close()
+    assert not list((out / "boarda-release/work/build").glob("cache/hashserv.db"))
+    assert not Path(rep.hashserve["address"][len("unix://"):]).exists()  # stopped, removed
     # outputs: linked into deploy/, owned by the invoking user, listed in the report
     deploy = out / "boarda-release" / "deploy"
     image = deploy / "core-image-minimal-boarda.rootfs.ext4"
@@ -64,7 +75,7 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     assert board_json["status"] == "succeeded" and build_json["status"] == "succeeded"
     assert board_json["layers"]["poky"]["checked_out"] == world.poky[1]
     assert board_json["bitbake"]["sstate"]["wanted"] > 0
-    assert set(board_json["durations"]) == {"fetch", "build", "collect"}
+    assert set(board_json["durations"]) == {"checkout", "fetch", "build", "collect"}
     assert build_json["summary"]["succeeded"] == 2 and build_json["order"] == ["boarda", "boardb"]
 
 
@@ -126,13 +137,14 @@ def test_dry_run_and_parse_only(tmp_path, builder_image):
     world = make_world(tmp_path)
     _, rep = run_build(world, [world.job("boarda")], builder_image, mode="dry-run")
     b = rep.boards[0]
-    assert rep.status == "succeeded" and [p.name for p in b.phases] == ["dry-run"]
+    assert rep.status == "succeeded" and [p.name for p in b.phases] == ["checkout", "dry-run"]
     assert b.bitbake["tasks_total"] > 0 and b.deploy == []
     assert not list((world.root / "cache/sstate").rglob("*.tar.zst"))
-    argv = bitbake_envs(world.root / "out", "boarda")[0]["argv"]
+    argv = bitbake_envs(world.root / "out", "boarda")[-1]["argv"]
     assert argv[1:] == ["-n", "core-image-minimal"]
     _, rep = run_build(world, [world.job("boarda")], builder_image, mode="parse-only")
-    assert rep.status == "succeeded" and rep.boards[0].phases[0].name == "parse"
+    assert rep.status == "succeeded" and [p.name for p in rep.boards[0].phases] == ["parse"]
+    assert rep.hashserve == {}  # parsing needs no hash server
 
 
 def _cli(args, env):
@@ -165,7 +177,7 @@ def test_signal_stops_containers_and_a_rerun_continues(sig, tmp_path, builder_im
     assert json.loads(stdout)["status"] == "interrupted"
     board = json.loads((out / "boarda" / "report.json").read_text())
     assert board["status"] == "interrupted"
-    assert board["phases"][0]["status"] == "interrupted"
+    assert [(p["name"], p["status"]) for p in board["phases"]][-1] == ("build", "interrupted")
     assert not (out / "boarda" / "deploy").exists()
     assert not list(out.rglob("*.partial")) and not list(out.rglob(".report.json.*"))
     client = docker.DockerClient(base_url=docker_engine)
@@ -196,14 +208,18 @@ def test_sstate_mirrors_and_upstream_across_the_hermetic_phases(tmp_path, builde
         hashserve_upstream="wss://hashserv.example.invalid/ws")
     _, rep = run_build(world, [world.job("boarda")], builder_image, caches=caches)
     board = rep.boards[0]
+    assert rep.hashserve["mode"] == "shared"
     assert board.status == "succeeded", board.message
-    fetch_sstate = board.phases[0].sstate  # the setscene-only run took them from the mirror
+    fetch_sstate = next(p for p in board.phases if p.name == "fetch").sstate
+    # the setscene-only run in the fetch phase took them from the mirror
     assert fetch_sstate["mirrors"] > 0 and fetch_sstate["missed"] == 0
     assert board.bitbake["tasks_run"] < rep_first_tasks
     setscene, fetch, build = bitbake_envs(world.root / "out", "boarda")
     assert setscene["argv"][1] == "--setscene-only"  # network mirrors used while there is network
     assert "https://sstate.example.invalid" in setscene["seen"]["SSTATE_MIRRORS"]
-    assert setscene["seen"]["BB_HASHSERVE_UPSTREAM"] == "wss://hashserv.example.invalid/ws"
+    # the upstream belongs to the build's shared hash server (which alone has network)
+    assert rep.hashserve["upstream"] == "wss://hashserv.example.invalid/ws"
+    assert all("BB_HASHSERVE_UPSTREAM" not in e["seen"] for e in (setscene, fetch, build))
     assert fetch["argv"][1] == "--runall=fetch"
     assert "https://" not in build["seen"]["SSTATE_MIRRORS"]
     assert f"file://{mirror}/PATH" in build["seen"]["SSTATE_MIRRORS"]

@@ -157,10 +157,11 @@ def preflight(path: Path, owner: tuple[int, int] | None = None,
     """Create ``path`` if needed, then write, rename and lock a file in it, as sstate does."""
     res = PreflightResult(path=path, ok=True)
     try:
-        created = not path.exists()
+        missing = [p for p in [path, *path.parents] if not p.exists()]
         path.mkdir(parents=True, exist_ok=True)
-        if created and owner and os.geteuid() == 0:
-            os.chown(path, *owner)
+        if owner and os.geteuid() == 0:
+            for p in missing:  # whatever buildctl creates belongs to the build's owner
+                os.chown(p, *owner)
     except OSError as exc:
         res.ok = False
         res.problems.append(f"cannot create: {exc.strerror}")

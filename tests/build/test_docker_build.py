@@ -68,7 +68,7 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
     image = deploy / "core-image-minimal-boarda.rootfs.ext4"
     assert image.is_symlink() and image.resolve().is_file()
     assert {e["path"] for e in a.deploy} == {p.name for p in deploy.iterdir()}
-    for p in [out, *out.rglob("*"), *(world.root / "cache").rglob("*")]:
+    for p in [out, *out.rglob("*"), world.root / "cache", *(world.root / "cache").rglob("*")]:
         assert (p.lstat().st_uid, p.lstat().st_gid) == owner, p  # nothing is root's
     board_json = json.loads((out / "boarda-release" / "report.json").read_text())
     build_json = json.loads((out / "build-report.json").read_text())

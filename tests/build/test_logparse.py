@@ -96,3 +96,12 @@ def test_unrelated_lines_and_setup_errors():
     assert log.errors == ["MACHINE=nope is invalid. Please set a valid MACHINE in your "
                           "local.conf, environment or other configuration file."]
     assert log.tasks_run is None
+
+
+def test_sstate_summary_after_a_progress_message_on_the_same_line():
+    # what bitbake 2.8 printed without a terminal in a real `bitbake -n core-image-minimal`
+    log = parse_lines(["Initialising tasks...Sstate summary: Wanted 1078 Local 0 Mirrors 0 "
+                       "Missed 1078 Current 0 (0% match, 0% complete)",
+                       "NOTE: Tasks Summary: Attempted 2322 tasks of which 0 didn't need to be "
+                       "rerun and all succeeded."])
+    assert (log.sstate.wanted, log.sstate.missed, log.tasks_run) == (1078, 1078, 2322)

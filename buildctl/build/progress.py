@@ -45,6 +45,7 @@ class ProgressView:
             st.phase = phase
             if phase in FINAL:
                 st.ended = time.monotonic()
+                st.current = ""
             if log is not None:
                 p = log.progress
                 st.done, st.total, st.current = p.tasks_done, p.tasks_total, p.current

@@ -50,6 +50,7 @@ _UNSET_RE = re.compile(
 # an override, e.g. VAR:rpi:append), everything after it the condition (lower case only).
 _OPERATION_RE = re.compile(r"^(?P<base>.*?):(?P<kw>append|prepend|remove)(?::(?P<cond>[^A-Z]*))?$")
 _VARREF_RE = re.compile(r"\$\{([a-zA-Z0-9\-_+./~:]+)\}")
+_NESTED_RE = re.compile(r"\$\{[^}]*\$\{")  # `${${X}}`: the inner reference forms the outer name
 _OVERRIDE_RE = re.compile(r"^[a-z0-9]+")
 _WS_SPLIT = re.compile(r"(\s)")
 
@@ -101,7 +102,7 @@ class Statement:
         return f"{self.filename}:{self.line}"
 
 
-def _logical_lines(text: str) -> Iterable[tuple[int, int, str]]:
+def _logical_lines(text: str, filename: str = "<string>") -> Iterable[tuple[int, int, str]]:
     """Yield (first line, last line, joined text) with `\\` continuations folded in."""
     lines = text.splitlines()
     i = 0
@@ -110,7 +111,11 @@ def _logical_lines(text: str) -> Iterable[tuple[int, int, str]]:
         s = lines[i].rstrip()
         i += 1
         while s.endswith("\\") and i < len(lines):
-            s = s[:-1] + lines[i].rstrip()
+            nxt = lines[i].rstrip()
+            if s.startswith("#") and not nxt.startswith("#"):
+                # BitBake refuses this: is the next line meant as code or as comment?
+                raise ConfSyntaxError(filename, start, "comment ends with \\ but the next line is not a comment")
+            s = s[:-1] + nxt
             i += 1
         if s.endswith("\\"):  # continuation at end of file
             s = s[:-1]
@@ -139,13 +144,13 @@ def parse(text: str, filename: str = "<string>", *, recipe_syntax: bool | None =
     if recipe_syntax is None:
         recipe_syntax = filename.endswith(RECIPE_SUFFIXES)
     out: list[Statement] = []
-    lines = list(_logical_lines(text))
+    lines = list(_logical_lines(text, filename))
     i = 0
     while i < len(lines):
         start, end, s = lines[i]
         i += 1
         stripped = s.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or s.startswith("#"):
             continue
         if recipe_syntax:
             if stripped.startswith("def ") and not s[0].isspace():
@@ -170,6 +175,9 @@ def parse(text: str, filename: str = "<string>", *, recipe_syntax: bool | None =
             if m:
                 out.append(Statement(kind=m.group("kind"), value=m.group("arg"), filename=filename, line=start, end_line=end))
                 continue
+        if s[0].isspace():
+            # BitBake only accepts statements (and comments) starting in the first column.
+            raise ConfSyntaxError(filename, start, f"unparsed line: {stripped[:80]} (indented)")
         m = _ASSIGN_RE.match(stripped)
         if m:
             value = m.group("value")
@@ -381,17 +389,24 @@ class Datastore:
         if "${" not in value:
             return value
 
+        recursed = False
+
         def sub(m: re.Match[str]) -> str:
+            nonlocal recursed
             ref = m.group(1)
             if ref in seen:  # BitBake stops with "references itself"; keep it literal
+                recursed = True
                 return m.group(0)
             got = self._get(ref, True, seen)
             return m.group(0) if got is None else got
 
-        # Expand repeatedly so values built from references (`${${X}}`) settle, like BitBake.
+        # Expand again while a pass formed new references (`${${X}}`), like BitBake; a
+        # self-reference ends it (BitBake raises there, we keep the text).
+        nested = _NESTED_RE.search(value) is not None
         for _ in range(20):
             new = _VARREF_RE.sub(sub, value)
-            if new == value:
+            if new == value or recursed or not nested:
+                value = new
                 break
             value = new
         return value
@@ -401,7 +416,7 @@ class Datastore:
         for name, v in self._vars.items():
             if v.content is not None or v.weak is not None or any(v.ops[k] for k in ("append", "prepend")):
                 names.append(name)
-        names.extend(b for b in self._variants if b not in self._vars or b not in names)
+        names.extend(self._variants)  # a base that only has override variants (`M:rpi`)
         return list(dict.fromkeys(names))
 
     def as_dict(self) -> dict[str, str]:

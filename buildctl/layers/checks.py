@@ -2,10 +2,13 @@
 minutes (or hours), found in milliseconds from the layers' own configuration files.
 
 Codes (stable, for --json consumers and docs):
+  layer-unreadable       repository or pinned commit cannot be read (read_layers(record_errors=True))
   layer-conf-missing     a configured layer directory has no conf/layer.conf
   conf-syntax            a configuration line BitBake cannot parse
   layer-depends-syntax   LAYERDEPENDS/LAYERRECOMMENDS that cannot be read
   collection-duplicate   two layers declare the same BBFILE_COLLECTIONS name
+  layer-priority         BBFILE_PRIORITY_<c> that is not a whole number
+  layer-pattern          a collection without BBFILE_PATTERN_<c>
   core-series            OE-core's LAYERSERIES_CORENAMES does not include the product series
   series-compat          a layer's LAYERSERIES_COMPAT shares no name with the core series
   series-compat-missing  a layer sets no LAYERSERIES_COMPAT (warning, as in BitBake)
@@ -21,14 +24,13 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from buildctl.findings import Finding
 from buildctl.layers import bbconf
-from buildctl.layers.layerinfo import Bbappend, ConfFile, LayerInfo, Recipe
+from buildctl.layers.layerinfo import ConfFile, LayerInfo, Recipe
 
 __all__ = ["check_stack", "check_assignments", "bbappend_matches", "vercmp", "machine_variables"]
 
@@ -118,9 +120,12 @@ def _close(name: str, options: Iterable[str]) -> str:
     return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
-def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]:
+def machine_variables(
+    layers: list[LayerInfo], conf: ConfFile, local_conf: Iterable[bbconf.Statement] = ()
+) -> dict[str, str]:
     """Evaluate a machine (or distro) conf with its include/require files found in the stack
-    (BBPATH order = layer order), so MACHINE_FEATURES from `rpi-base.inc` etc. are seen."""
+    (BBPATH order = layer order), so MACHINE_FEATURES from `rpi-base.inc` etc. are seen.
+    local_conf statements go first, as local.conf is parsed before the machine conf."""
     owners = [l for l in layers if conf.file.startswith(l.name + "/")]
     owner = max(owners, key=lambda l: len(l.name)) if owners else None
     text = owner.read_text(conf.file[len(owner.name) + 1 :]) if owner else None
@@ -143,7 +148,7 @@ def machine_variables(layers: list[LayerInfo], conf: ConfFile) -> dict[str, str]
         return out
 
     try:
-        sts = bbconf.parse(text, conf.file)
+        sts = list(local_conf) + bbconf.parse(text, conf.file)
     except bbconf.ConfSyntaxError:
         return {k: v.value for k, v in conf.variables.items()}
     d = bbconf.datastore(sts, {"MACHINE": conf.name}, overrides=[], resolver=resolver)
@@ -160,6 +165,7 @@ def check_stack(
     bootloader: str | None = None,
     manifest_file: str = "",
     manifest_lines: Mapping[str, int] | None = None,
+    local_conf: Iterable[bbconf.Statement] = (),
 ) -> list[Finding]:
     """Every problem of one board's layer stack (layers in bblayers order, OE-core first).
 
@@ -167,7 +173,9 @@ def check_stack(
     ("" or "nodistro" skips the distro check); bootloader: the Mender bootloader integration
     ("u-boot", "grub-efi", ...) if the manifest has one. manifest_file/manifest_lines
     ({"machine": 3, "distro": 5, "series": 2, "bootloader": 9}) locate findings that belong to
-    the manifest rather than to a layer.
+    the manifest rather than to a layer. local_conf: the board's local.conf statements
+    (bbconf.parse of the composed fragment), seen by the bootloader check before the machine
+    conf, e.g. `MACHINE_FEATURES:append = " efi"`.
     """
     lines = dict(manifest_lines or {})
     out: list[Finding] = []
@@ -198,6 +206,16 @@ def check_stack(
             else:
                 providers[c.name] = (layer, c)
     collections = set(providers)
+
+    # Priorities and patterns BitBake insists on
+    for layer in layers:
+        for c in layer.collections:
+            pr = c.priority
+            if pr is not None and not pr.value.strip().lstrip("-").isdigit():
+                add("layer-priority", f"BBFILE_PRIORITY_{c.name} is \"{pr.value}\", not a whole number", pr.file, pr.line)
+            if c.pattern is None:
+                add("layer-pattern", f"layer '{c.name}' ({layer.name}) does not set BBFILE_PATTERN_{c.name}; "
+                    "BitBake stops without it", c.file, c.line)
 
     # Series compatibility
     core_layer = next((l for l in layers if l.corenames is not None and l.corenames.value.split()), None)
@@ -296,9 +314,6 @@ def check_stack(
     # bbappends without a recipe
     recipes: list[Recipe] = [r for l in layers for r in l.recipes if _active(r.dynamic, collections)]
     recipe_index = _RecipeIndex(r.filename for r in recipes)
-    by_pn: dict[str, list[str]] = {}
-    for r in recipes:
-        by_pn.setdefault(r.pn, []).append(r.filename)
     for layer in layers:
         for app in layer.bbappends:
             if not _active(app.dynamic, collections):
@@ -306,7 +321,7 @@ def check_stack(
             if recipe_index.matches(app.filename):
                 continue
             pn = app.filename.split("_")[0].removesuffix(".bbappend")
-            have = sorted(by_pn.get(pn, []))
+            have = sorted(r.filename for r in recipes if r.pn == pn)  # only when reporting
             hint = f"; the stack has {', '.join(have)}" if have else f"; no recipe named {pn} in the stack"
             add(
                 "bbappend-dangling",
@@ -316,13 +331,14 @@ def check_stack(
 
     # Bootloader integration
     if bootloader and machine_conf is not None:
-        out.extend(_check_bootloader(board, layers, machine_conf, bootloader, recipes, at_manifest("bootloader")))
+        out.extend(_check_bootloader(board, layers, machine_conf, bootloader, recipes, at_manifest("bootloader"), list(local_conf)))
     return out
 
 
-def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where) -> list[Finding]:
+def _check_bootloader(board, layers, conf: ConfFile, bootloader: str, recipes: list[Recipe], w: _Where,
+                      local_conf: list[bbconf.Statement]) -> list[Finding]:
     found: list[Finding] = []
-    values = machine_variables(layers, conf)
+    values = machine_variables(layers, conf, local_conf)
     pns = {r.pn for r in recipes}
     provider = values.get("PREFERRED_PROVIDER_virtual/bootloader", "")
 

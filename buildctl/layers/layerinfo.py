@@ -12,7 +12,7 @@ from functools import cached_property
 from dataclasses import dataclass, field
 
 from buildctl.layers import bbconf
-from buildctl.layers.gitfs import GitFS, GitTree, default_fs
+from buildctl.layers.gitfs import GitFS, GitReadError, GitTree, default_fs
 
 __all__ = [
     "Located",
@@ -379,12 +379,17 @@ class LayerRef:
     repo_name: str = ""
 
 
-def read_layers(refs: list[LayerRef], *, fs: GitFS | None = None, workers: int = 8) -> list[LayerInfo]:
+def read_layers(
+    refs: list[LayerRef], *, fs: GitFS | None = None, workers: int = 8, record_errors: bool = False
+) -> list[LayerInfo]:
     """read_layer for many layers (e.g. every board's stack at once), one thread per repository.
 
     Results come back in the order of refs; duplicates are read once. Git work is mostly
     waiting on git processes, so repositories are read concurrently; each repository is only
     touched by one thread (GitPython's persistent cat-file is per repository).
+    record_errors=True turns an unreadable repository/commit into a LayerInfo whose problems
+    hold one "layer-unreadable" entry (so every board is still checked) instead of raising
+    GitReadError.
     """
     from concurrent.futures import ThreadPoolExecutor
     import os
@@ -397,7 +402,12 @@ def read_layers(refs: list[LayerRef], *, fs: GitFS | None = None, workers: int =
 
     def work(group: list[LayerRef]) -> None:
         for ref in group:
-            results[ref] = read_layer(ref.repo_path, ref.commit, ref.layer_path, ref.repo_name, fs=fs)
+            try:
+                results[ref] = read_layer(ref.repo_path, ref.commit, ref.layer_path, ref.repo_name, fs=fs)
+            except GitReadError as e:
+                if not record_errors:
+                    raise
+                results[ref] = _unreadable(ref, str(e))
 
     if len(by_repo) <= 1 or workers <= 1:
         for group in by_repo.values():
@@ -407,3 +417,12 @@ def read_layers(refs: list[LayerRef], *, fs: GitFS | None = None, workers: int =
             for fut in [pool.submit(work, g) for g in by_repo.values()]:
                 fut.result()
     return [results[r] for r in refs]
+
+
+def _unreadable(ref: LayerRef, message: str) -> LayerInfo:
+    repo = ref.repo_name or posixpath.basename(ref.repo_path.rstrip("/")).removesuffix(".git")
+    conf = _display(repo, ref.layer_path, "conf/layer.conf")
+    info = LayerInfo(name=_display(repo, ref.layer_path) or repo, repo=repo, path=ref.layer_path,
+                     commit=ref.commit, conf_file=conf)
+    info.problems.append(LayerProblem("layer-unreadable", message, conf))
+    return info

@@ -113,18 +113,23 @@ def _mender(product: Product, board: Board) -> list[Finding]:
     return out
 
 
+def board_statements(product: Product, board: Board, variant) -> list[bbconf.Statement]:
+    """The board's generated local.conf (one variant) as parsed statements, with their origins."""
+    statements = []
+    for assignments in localconf.sections(product, board, variant).values():
+        for a in assignments:
+            file, _, line = a.origin.rpartition(":")
+            var, _, override = a.var.partition(":")
+            statements.append(bbconf.Statement(
+                kind="assign", var=var, override=override, op=a.op, value=a.value,
+                filename=file if line.isdigit() else a.origin,
+                line=int(line) if line.isdigit() else 0))
+    return statements
+
+
 def duplicate_assignments(product: Product, board: Board) -> list[Finding]:
     """The same variable set to different values by two places of one board's configuration."""
     out: list[Finding] = []
     for variant in product.variants.values():
-        statements = []
-        for assignments in localconf.sections(product, board, variant).values():
-            for a in assignments:
-                file, _, line = a.origin.rpartition(":")
-                var, _, override = a.var.partition(":")
-                statements.append(bbconf.Statement(
-                    kind="assign", var=var, override=override, op=a.op, value=a.value,
-                    filename=file if line.isdigit() else a.origin,
-                    line=int(line) if line.isdigit() else 0))
-        out += check_assignments(board.name, statements)
+        out += check_assignments(board.name, board_statements(product, board, variant))
     return sorted(set(out))

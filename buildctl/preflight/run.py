@@ -12,10 +12,10 @@ from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
 from buildctl.findings import Finding
 from buildctl.layers.checks import check_stack
-from buildctl.layers.gitfs import GitFS, GitReadError
+from buildctl.layers.gitfs import GitFS
 from buildctl.layers.layerinfo import LayerRef, read_layers
 from buildctl.manifest.model import Board, Product
-from buildctl.preflight.manifest_checks import check_board
+from buildctl.preflight.manifest_checks import board_statements, check_board
 from buildctl.repos import RepoCache
 
 
@@ -68,10 +68,7 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
     try:
         # every board's layers in one go: a layer shared by boards is read once
         all_refs = [r for refs in stacks.values() for r in refs]
-        try:
-            infos = dict(zip(all_refs, read_layers(all_refs, fs=fs)))
-        except GitReadError as exc:
-            return sorted(findings + [Finding("*", "repo-unavailable", str(exc))])
+        infos = dict(zip(all_refs, read_layers(all_refs, fs=fs, record_errors=True)))
         for board in boards:
             if board.name not in stacks:
                 continue
@@ -80,7 +77,8 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                 machine=board.machine, distro=product.distro, bootloader=board.mender.bootloader,
                 manifest_file=str(board.path or ""),
                 manifest_lines={"machine": board.line("machine"), "series": board.line("series"),
-                                "bootloader": board.line("mender", "bootloader")}))
+                                "bootloader": board.line("mender", "bootloader")},
+                local_conf=board_statements(product, board, product.variant(None))))
     finally:
         fs.close()
     return sorted(set(findings), key=lambda f: (f.board, f.file, f.line or 0, f.code, f.message))

@@ -226,3 +226,59 @@ def core_layer(
 def make_core_repo(tmp_path: Path | str, series: str = "scarthgap", **core_kwargs) -> tuple[Path, str]:
     """An openembedded-core-like repository with the core layer in `meta/`."""
     return make_layer_repo(tmp_path, "openembedded-core", {"meta": core_layer(series, **core_kwargs)}, branch=series)
+
+
+@dataclass(frozen=True)
+class RepoFixture:
+    """A generated repository: where it is, its commit, branch and the layer dirs in it."""
+
+    name: str
+    path: Path
+    commit: str
+    branch: str
+    layers: tuple[str, ...]  # layer directories inside the repository ("" = root)
+
+
+def make_standard_stack(
+    tmp_path: Path | str,
+    series: str = "scarthgap",
+    *,
+    machine: str = "acme-board",
+    bsp_compat: list[str] | None = None,
+    with_meta_oe: bool = True,
+) -> dict[str, RepoFixture]:
+    """A small but complete product stack, like poky + meta-openembedded + meta-mender + a BSP:
+
+    openembedded-core (meta: core, qemu machines, u-boot/busybox/grub-efi recipes),
+    meta-openembedded (meta-oe: openembedded-layer; meta-python: depends core (>= 12) + oe),
+    meta-mender (meta-mender-core: collection mender, distro 'mender-demo'),
+    meta-acme (root layer: collection acme, MACHINE `machine`, u-boot_%.bbappend).
+    Returns {repo name: RepoFixture}; bsp_compat/with_meta_oe make broken variants quickly.
+    """
+    base = Path(tmp_path)
+    out: dict[str, RepoFixture] = {}
+
+    def add(name: str, layers: dict[str, LayerSpec]) -> None:
+        path, commit = make_layer_repo(base, name, layers, branch=series)
+        out[name] = RepoFixture(name, path, commit, series, tuple(layers))
+
+    add("openembedded-core", {"meta": core_layer(series)})
+    if with_meta_oe:
+        add("meta-openembedded", {
+            "meta-oe": LayerSpec(collection="openembedded-layer", priority=5, version="1", depends=["core"],
+                                 compat=[series], recipes=["lmdb_0.9.31.bb", "libsodium_1.0.19.bb"]),
+            "meta-python": LayerSpec(collection="meta-python", priority=5, version="1",
+                                     depends=["core (>= 12)", "openembedded-layer"], compat=[series],
+                                     recipes=["python3-pyyaml_6.0.1.bb"]),
+        })
+    add("meta-mender", {
+        "meta-mender-core": LayerSpec(collection="mender", depends=["core"], compat=[series], distros=["mender-demo"],
+                                      recipes=["mender-client_4.0.bb", "mender-artifact_3.11.bb"],
+                                      bbappends=["u-boot_%.bbappend", "grub-efi_%.bbappend"]),
+    })
+    add("meta-acme", {
+        "": LayerSpec(collection="acme", priority=9, depends=["core"], compat=bsp_compat or [series],
+                      machines={machine: 'MACHINE_FEATURES += "usbhost"\nPREFERRED_PROVIDER_virtual/bootloader = "u-boot"\n'},
+                      recipes=["acme-firmware_1.0.bb"], bbappends=["u-boot_%.bbappend", "linux-yocto_6.6.bbappend"]),
+    })
+    return out

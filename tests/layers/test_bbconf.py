@@ -194,16 +194,37 @@ def test_statement_fields_and_lines():
     assert sts[0].location == "meta-x/conf/layer.conf:2"
 
 
+BAD_LINES = [
+    'A = "unterminated\n',
+    "A = x\n",
+    'A "x"\n',
+    'A = "a"b"\n',
+    "python do_it() {\n",
+    '  A = "indented"\n',
+    "   # indented comment\n",
+    'A = "1"  # trailing comment\n',
+    '# comment \\\nA = "2"\n',
+]
+
+
+@pytest.mark.skipif(not bb_oracle.available(), reason="BitBake's bb library cannot be imported here")
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_bitbake_refuses_the_same_lines(line):
+    with pytest.raises(BaseException):
+        bb_oracle.evaluate('OK = "1"\n' + line, ["OK"])
+
+
 @pytest.mark.parametrize(
     "line",
-    ['A = "unterminated\n', "A = x\n", 'A "x"\n', 'A = "a"b"\n', "python do_it() {\n"],
+    BAD_LINES,
 )
 def test_syntax_errors_name_file_and_line(line):
     with pytest.raises(ConfSyntaxError) as ei:
         parse('OK = "1"\n' + line, "meta-bad/conf/layer.conf")
     assert ei.value.filename == "meta-bad/conf/layer.conf"
     assert ei.value.line == 2
-    assert str(ei.value).startswith("meta-bad/conf/layer.conf:2: unparsed line")
+    assert str(ei.value).startswith("meta-bad/conf/layer.conf:2: ")
+    assert ei.value.message.startswith(("unparsed line", "comment ends with"))
 
 
 def test_include_followed_only_with_resolver():
@@ -265,3 +286,10 @@ def test_recipe_syntax_in_inc_files():
     assert evaluate(sts)["C"] == "12"
     with pytest.raises(ConfSyntaxError):  # not in a .conf file, as in BitBake
         parse(text, "conf/layer.conf")
+
+
+def test_nested_reference_and_recursive_override():
+    got = evaluate(parse('X = "Y"\nY = "why"\nZ = "${${X}}"\n'))
+    assert got["Z"] == "why"
+    got = evaluate(parse('OVERRIDES = "ov"\nC:ov = "x ${C}"\n'))
+    assert got["C"] == "x ${C}"  # BitBake refuses this self-reference; we stop, never grow it

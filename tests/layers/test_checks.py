@@ -189,6 +189,15 @@ def test_bootloader_grub_efi_needs_the_grub_efi_recipe_not_an_efi_machine_featur
     assert "needs a grub-efi recipe" in f.message
 
 
+def test_bootloader_provider_from_local_conf(stack):
+    # the board's own configuration can choose the bootloader provider
+    layers = stack(meta_b=LayerSpec(collection="b", machines=["x-board"]))
+    local = parse('PREFERRED_PROVIDER_virtual/bootloader = "u-boot-vendor"\n', "build/conf/local.conf")
+    (f,) = run(layers, machine="x-board", bootloader="u-boot", local_conf=local)
+    assert "wants virtual/bootloader from 'u-boot-vendor'" in f.message
+    assert run(layers, machine="x-board", bootloader="u-boot") == []
+
+
 def test_bootloader_provider_from_required_include(stack):
     # machine settings often come from an include in another layer (found via BBPATH)
     layers = stack(
@@ -275,3 +284,44 @@ def test_recipe_index_agrees_with_bitbake_rule():
     idx = _RecipeIndex(recipes)
     for app in appends:
         assert idx.matches(app) == any(bbappend_matches(app, r) for r in recipes), app
+
+
+def test_priority_and_pattern(stack):
+    bad = stack(meta_p=LayerSpec(collection="p", priority=None, extra_conf='BBFILE_PRIORITY_p = "high"\nunset BBFILE_PATTERN_p\n'))
+    found = run(bad)
+    assert codes(found) == ["layer-priority", "layer-pattern"]
+    assert found[0].message == 'BBFILE_PRIORITY_p is "high", not a whole number'
+    conf = bad[1].read_text("conf/layer.conf").splitlines()
+    assert conf[found[0].line - 1] == 'BBFILE_PRIORITY_p = "high"'
+    assert "does not set BBFILE_PATTERN_p" in found[1].message
+    assert run(stack(meta_p=LayerSpec(collection="p", priority=12))) == []
+
+
+POKY = f"{MIRROR}/yoctoproject+poky/repo"
+MENDER = f"{MIRROR}/mendersoftware+meta-mender/repo"
+
+
+@pytest.mark.skipif(
+    not all(__import__("os").path.isdir(p) for p in (POKY, MENDER, REPOS["meta-openembedded"], REPOS["meta-raspberrypi"])),
+    reason="real-layer mirrors (poky, meta-mender, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
+)
+def test_real_mender_stack(fs):
+    from buildctl.layers.layerinfo import LayerRef, read_layers
+
+    oe, rpi = REPOS["meta-openembedded"], REPOS["meta-raspberrypi"]
+    refs = [
+        LayerRef(POKY, "scarthgap", "meta", "poky"),
+        LayerRef(POKY, "scarthgap", "meta-poky", "poky"),
+        LayerRef(oe, "scarthgap", "meta-oe", "meta-openembedded"),
+        LayerRef(oe, "scarthgap", "meta-python", "meta-openembedded"),
+        LayerRef(MENDER, "scarthgap", "meta-mender-core", "meta-mender"),
+        LayerRef(rpi, "scarthgap", "", "meta-raspberrypi"),
+    ]
+    infos = read_layers(refs, fs=fs)
+    assert run(infos, machine="raspberrypi4-64", distro="poky", bootloader="u-boot") == []
+    without_oe = [i for i in infos if i.collection_names != ["openembedded-layer"]]
+    (f,) = run(without_oe, machine="raspberrypi4-64", distro="poky")
+    assert f.code == "layer-depends" and f.file == "meta-openembedded/meta-python/conf/layer.conf"
+    assert infos[3].read_text("conf/layer.conf").splitlines()[f.line - 1].startswith("LAYERDEPENDS_meta-python")
+    (d,) = run(infos, machine="raspberrypi4-64", distro="poky-tinyy")
+    assert d.code == "distro-missing" and "did you mean poky-tiny" in d.message

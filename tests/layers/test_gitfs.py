@@ -1,8 +1,6 @@
 """Reading a repository at a commit without a work tree."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 
 import pytest
 

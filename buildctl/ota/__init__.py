@@ -1,0 +1,1 @@
+"""Over-the-air update artifacts (Mender), independent of the command line."""

@@ -1,0 +1,1 @@
+"""Tests of buildctl.layers (a package, so its test module names cannot clash with other parts)."""

@@ -143,6 +143,18 @@ def test_storage_sizes_leave_room_for_two_root_filesystems(path: Path):
     assert slot >= MIN_ROOTFS_MB, f"{path.name}: each rootfs slot would be {slot} MiB"
 
 
+@pytest.mark.parametrize("storage,uboot,calc_kib", [
+    # MENDER_CALC_ROOTFS_SIZE printed by real BitBake (`bitbake -e`, scarthgap pins,
+    # see docs/real-bitbake-check.md) for four shipped boards' storage settings.
+    ({"total_mb": 2048, "boot_mb": 16, "data_mb": 128}, False, 966656),     # qemux86-64
+    ({"total_mb": 16384, "boot_mb": 128, "data_mb": 2048}, False, 7266304),  # genericx86-64
+    ({"total_mb": 3584, "boot_mb": 64, "data_mb": 512}, True, 1523712),      # beaglebone-yocto
+    ({"total_mb": 7168, "boot_mb": 100, "data_mb": 1024}, True, 3072000),    # raspberrypi4-64
+])
+def test_rootfs_formula_agrees_with_meta_mender(storage, uboot, calc_kib):
+    assert rootfs_slot_mb(storage, uboot=uboot) * 1024 == calc_kib
+
+
 def test_rootfs_formula_matches_a_hand_computed_layout():
     # 7168 MiB, boot 100 (-> 104 aligned), data 1024, overhead 16, U-Boot env 16:
     # (7168 - 104 - 1024 - 16 - 16) / 2 = 3004 -> rounded down to 8 MiB = 3000.

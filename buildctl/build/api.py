@@ -1,0 +1,61 @@
+"""The entry point other parts call: ``build(BuildArgs) -> BuildReport``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from buildctl.build.caches import settings_from_manifest
+from buildctl.build.epoch import source_date_epoch
+from buildctl.build.image import ImageSpec
+from buildctl.build.jobs import load_target
+from buildctl.build.orchestrate import Build, BuildRequest, SignalsToInterrupt
+from buildctl.build.progress import make_view
+from buildctl.build.report import BuildReport
+from buildctl.build.runner import own
+from buildctl.build.runtime import get_runtime, resolve_owner
+
+
+@dataclass
+class BuildArgs:
+    product: Path
+    boards: list[str] = field(default_factory=list)
+    variant: str | None = None
+    jobs: int = 1
+    mode: str = "build"  # build | dry-run | parse-only
+    runtime: str | None = None
+    image: str | None = None
+    fail_fast: bool = False
+    out: Path | None = None
+    cpus: int | None = None
+    json: bool = False
+    series: str | None = None
+    lock: Path | None = None
+    repo_ref_dir: Path | None = None
+
+
+def default_image() -> str:
+    return ImageSpec().tag()
+
+
+def build(args: BuildArgs) -> BuildReport:
+    out = (args.out or Path.cwd() / "out" / args.product.stem).resolve()
+    owner = resolve_owner()
+    if not out.exists():  # before compose writes into it: the directory is the user's
+        out.mkdir(parents=True)
+        own(out, owner)
+    target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
+                         args.series, args.lock)
+    caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
+    if args.repo_ref_dir:
+        caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
+    runtime_name = args.runtime or target.runtime or "docker"
+    image = args.image or target.image or (default_image() if runtime_name != "host" else None)
+    runtime = get_runtime(runtime_name, image)
+    req = BuildRequest(product=target.name, variant=target.variant, jobs=target.jobs,
+                       out_dir=out, owner=owner, mode=args.mode,
+                       concurrency=args.jobs, cpus=args.cpus, fail_fast=args.fail_fast,
+                       source_date_epoch=source_date_epoch(target.root), series=target.series)
+    view = make_view([j.name for j in target.jobs], args.json)
+    b = Build(req, runtime, caches, view)
+    with SignalsToInterrupt(b), view:
+        return b.run()

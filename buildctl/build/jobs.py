@@ -1,0 +1,89 @@
+"""From a product manifest (or a plain kas file) to the per-board jobs the runner executes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from buildctl.build.runner import BoardJob
+from buildctl.errors import UserError
+
+
+@dataclass
+class Target:
+    """What ``buildctl build`` was pointed at, reduced to what the build needs."""
+
+    name: str
+    series: str
+    root: Path  # repository whose last commit gives SOURCE_DATE_EPOCH
+    jobs: list[BoardJob]
+    variant: str
+    cache: object | None = None  # the manifest's cache section (None: defaults)
+    runtime: str | None = None
+    image: str | None = None
+
+
+def is_kas_file(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("header"), dict) and "repos" in data
+
+
+def from_kas_file(path: Path, boards: list[str], variant: str | None) -> Target:
+    """A plain kas project as a one-board product (what `kas build FILE` would build)."""
+    data = yaml.safe_load(path.read_text())
+    machine = data.get("machine") or "qemux86-64"
+    if boards and boards != [machine]:
+        raise UserError(f"--board: {path} builds only {machine}")
+    repos = {}
+    for name, spec in (data.get("repos") or {}).items():
+        spec = spec or {}
+        entry = {k: spec[k] for k in ("url", "path", "commit") if spec.get(k)}
+        repos[name] = entry
+    job = BoardJob(name=machine, machine=machine, variant=variant or "", kas_file=path.resolve(),
+                   repos=repos)
+    return Target(name=path.stem, series="", root=path.resolve().parent, jobs=[job],
+                  variant=variant or "")
+
+
+def from_product(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
+                 series: str | None = None, lock_path: Path | None = None) -> Target:
+    """Compose each selected board (pinned by the product's lock file when there is one)."""
+    from buildctl.compose import compose_board, lockfile
+    from buildctl.manifest import load_product
+
+    product = load_product(path)
+    if series:
+        product = product.with_series(series)
+    selected = product.select_boards(boards or None)
+    var = product.variant(variant)
+    lock = None
+    lp = lock_path or lockfile.default_path(product)
+    if lp.exists():
+        lock = lockfile.load(lp)
+        if lock.series and lock.series != product.series:
+            lock = None  # a lock for another series does not apply
+    elif lock_path:
+        raise UserError(f"{lp}: lock file not found")
+    jobs = []
+    for board in selected:
+        composed = compose_board(product, board.name, var.name,
+                                 compose_dir / f"{board.name}-{var.name}", lock=lock)
+        jobs.append(BoardJob(name=board.name, machine=composed.machine, variant=var.name,
+                             kas_file=Path(composed.kas_file), repos=dict(composed.repos),
+                             tune=board.tune or "", family=board.family or ""))
+    return Target(name=product.name, series=product.series,
+                  root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
+                  cache=product.cache, runtime=product.runtime, image=product.container_image)
+
+
+def load_target(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
+                series: str | None = None, lock_path: Path | None = None) -> Target:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if is_kas_file(path):
+        return from_kas_file(path, boards, variant)
+    return from_product(path, boards, variant, compose_dir, series, lock_path)

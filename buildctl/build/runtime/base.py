@@ -1,0 +1,84 @@
+"""The runtime interface and what a run needs: argv, environment allowlist, mounts, owner."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+# Host variables a build may see (network proxies and the time zone). Everything else a build
+# gets is set explicitly by buildctl; tokens and keys in the caller's environment stay out.
+ENV_ALLOWLIST = ("http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "HTTP_PROXY",
+                 "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "TZ")
+DEFAULT_BUILD_UID = 1000  # the image's build user; used when buildctl itself runs as root
+
+
+def resolve_owner() -> tuple[int, int]:
+    """Who owns what a build writes: the invoking user, never root.
+
+    Under sudo that is SUDO_UID/SUDO_GID; a plain root login builds as the image's build user
+    (BitBake refuses to run as root).
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if uid != 0:
+        return uid, gid
+    if os.environ.get("SUDO_UID", "").isdigit() and os.environ["SUDO_UID"] != "0":
+        return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID") or os.environ["SUDO_UID"])
+    return DEFAULT_BUILD_UID, DEFAULT_BUILD_UID
+
+
+def allowed_host_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in ENV_ALLOWLIST if k in environ}
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: Path  # host path, mounted at the same path inside the container
+    read_only: bool = False
+
+
+@dataclass
+class RunSpec:
+    name: str  # container name (unique per build and board/phase)
+    argv: list[str]
+    env: dict[str, str]
+    mounts: list[Mount]
+    workdir: Path
+    owner: tuple[int, int]
+    network: bool = False  # True: the host's network; False: none at all
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+LineSink = Callable[[str], None]
+
+
+class Runtime(Protocol):
+    name: str
+
+    def prepare(self) -> dict:
+        """Check the engine and image; return facts for the report (image digest ...)."""
+
+    def run(self, spec: RunSpec, on_line: LineSink) -> int:
+        """Run to completion, streaming output lines; return the exit code."""
+
+    def stop(self, name: str) -> None:
+        """Stop a run started by :meth:`run` (from another thread)."""
+
+    def cleanup(self) -> None:
+        """Remove whatever this runtime started and did not remove yet."""
+
+
+def split_lines(chunks, on_line: LineSink) -> None:
+    """Turn a stream of byte chunks into lines (progress bars end with \\r)."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        while True:
+            idx = buf.find(b"\n")
+            if idx < 0:
+                break
+            line, buf = buf[:idx], buf[idx + 1:]
+            on_line(line.decode("utf-8", "replace"))
+    if buf:
+        on_line(buf.decode("utf-8", "replace"))

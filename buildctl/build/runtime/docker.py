@@ -1,0 +1,87 @@
+"""Docker Engine API (docker SDK): one container per board and phase, removed afterwards."""
+from __future__ import annotations
+
+import threading
+
+from buildctl.build.runtime.base import LineSink, RunSpec, split_lines
+from buildctl.errors import UserError
+
+
+def docker_client(timeout: int = 120):
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:  # the SDK raises several types for "no engine"
+        raise UserError(f"docker: cannot reach the Docker engine ({exc.__class__.__name__}); "
+                        "start dockerd or choose --runtime podman|host") from None
+    return client
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, image: str | None) -> None:
+        self.image = image
+        self._client = None
+        self._running: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def prepare(self) -> dict:
+        import docker.errors
+
+        if not self.image:
+            raise UserError("docker: no builder image (run `buildctl container build`)")
+        try:
+            img = self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise UserError(f"docker: image {self.image} not found (run `buildctl container "
+                            "build` or set container.image)") from None
+        digests = img.attrs.get("RepoDigests") or []
+        return {"runtime": "docker", "image": self.image, "image_id": img.id,
+                "image_digest": digests[0].split("@", 1)[1] if digests else img.id}
+
+    def run(self, spec: RunSpec, on_line: LineSink) -> int:
+        volumes = {str(m.path): {"bind": str(m.path), "mode": "ro" if m.read_only else "rw"}
+                   for m in spec.mounts}
+        env = dict(spec.env)
+        env["BUILDCTL_UID"], env["BUILDCTL_GID"] = map(str, spec.owner)
+        container = self.client.containers.create(
+            self.image, command=spec.argv, environment=env, volumes=volumes,
+            working_dir=str(spec.workdir), network_mode="host" if spec.network else "none",
+            name=spec.name, labels={"buildctl": "1", **spec.labels}, init=True,
+            stdin_open=False, tty=False, detach=True)
+        with self._lock:
+            self._running[spec.name] = container
+        try:
+            container.start()
+            split_lines(container.logs(stream=True, follow=True), on_line)
+            return int(container.wait().get("StatusCode", 1))
+        finally:
+            with self._lock:
+                self._running.pop(spec.name, None)
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            container = self._running.get(name)
+        if container is not None:
+            try:
+                container.kill(signal="SIGINT")  # BitBake finishes running tasks' cleanup
+                container.stop(timeout=15)
+            except Exception:
+                pass
+
+    def cleanup(self) -> None:
+        for name in list(self._running):
+            self.stop(name)

@@ -1,0 +1,81 @@
+"""Build every board of a product in the pinned builder container, with shared caches.
+
+Runs kas + bitbake per board (several at once with --jobs, CPU threads split between them),
+a fetch phase with network and the build without it when the product is hermetic, and writes
+a JSON report per board and per build under --out. PRODUCT is a product manifest or a plain
+kas project file. Exit code: 0 all boards succeeded, 1 some failed, 130 interrupted.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from buildctl.commands._common import add_json_flag, console, print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("build", help="build a product's boards (kas + bitbake in a container)",
+                              description=__doc__)
+    p.add_argument("product", type=Path, help="product manifest (products/<name>.yml) or kas file")
+    p.add_argument("--board", "-b", action="append", default=[], metavar="B",
+                   help="build only this board (repeatable); default: all boards")
+    p.add_argument("--variant", metavar="V", help="variant to build (default: the product's)")
+    p.add_argument("--series", help="build for another release series than the manifest says")
+    p.add_argument("--lock", type=Path, help="lock file (default: <product>.lock.yml if present)")
+    p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
+                   help="git reference mirrors for checkouts (default: beside the downloads)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="boards built at the same time (CPU threads are split between them)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="run `bitbake -n` (no tasks run)")
+    mode.add_argument("--parse-only", action="store_true", help="run `bitbake -p` (parse only)")
+    p.add_argument("--runtime", choices=("docker", "podman", "host"),
+                   help="where to run (default: the product's runtime, else docker)")
+    p.add_argument("--image", metavar="TAG", help="builder image (default: the product's, else "
+                   "the one `buildctl container build` makes)")
+    p.add_argument("--fail-fast", action="store_true", help="stop all boards after the first failure")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output directory (default: ./out/<product>)")
+    p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from buildctl.build.api import BuildArgs, build
+    from buildctl.errors import UserError
+
+    if args.jobs < 1:
+        raise UserError("--jobs: must be at least 1")
+    mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
+    report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
+                             jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
+                             fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
+                             json=args.json, series=args.series, lock=args.lock,
+                             repo_ref_dir=args.repo_ref_dir))
+    data = report.to_dict()
+    if args.json:
+        print_json(data)
+    else:
+        _summary(data)
+    if report.status == "interrupted":
+        return 130
+    return 0 if report.status == "succeeded" else 1
+
+
+def _summary(data: dict) -> None:
+    from rich.table import Table
+
+    con = console()
+    t = Table(title=f"{data['product']} ({data['mode']}): {data['status']}", box=None)
+    for col in ("board", "status", "time", "tasks run", "sstate match", "message"):
+        t.add_column(col)
+    for b in data["boards"]:
+        bb = b.get("bitbake") or {}
+        ss = bb.get("sstate") or {}
+        t.add_row(b["board"], b["status"], f"{b['seconds']:.1f}s",
+                  str(bb.get("tasks_run") if bb.get("tasks_run") is not None else ""),
+                  f"{ss['match_percent']}%" if ss else "", b.get("message", ""))
+    con.print(t)
+    con.print(f"report: {os.path.join(data['out_dir'], 'build-report.json')}; per board: "
+              f"{os.path.join(data['out_dir'], '<board>-<variant>', 'report.json')}")

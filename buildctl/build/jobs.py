@@ -74,7 +74,9 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
                                  compose_dir / f"{board.name}-{var.name}", lock=lock)
         jobs.append(BoardJob(name=board.name, machine=composed.machine, variant=var.name,
                              kas_file=Path(composed.kas_file), repos=dict(composed.repos),
-                             tune=board.tune or "", family=board.family or ""))
+                             tune=board.tune or "", family=board.family or "",
+                             device_types=tuple(board.mender.device_types),
+                             artifact_name=product.artifact_name(board.name, var.name)))
     return Target(name=product.name, series=product.series,
                   root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
                   cache=product.cache, runtime=product.runtime, image=product.container_image)

@@ -39,6 +39,7 @@ class BoardReport:
     bitbake: dict = field(default_factory=dict)  # BitbakeLog.to_dict() of the main phase
     deploy: list[dict] = field(default_factory=list)  # {path, size}
     deploy_dir: str | None = None
+    artifacts: list[dict] = field(default_factory=list)  # .mender files and gate problems
     log_dir: str = ""
     message: str = ""  # one line on why it failed / was skipped
 

@@ -43,6 +43,8 @@ class BoardJob:
     repos: dict[str, dict] = field(default_factory=dict)  # name -> {url|path, commit}
     tune: str = ""
     family: str = ""
+    device_types: tuple[str, ...] = ()  # what every .mender of the board must carry (gate)
+    artifact_name: str | None = None  # the name every .mender must have (gate)
 
     @property
     def key(self) -> str:
@@ -175,9 +177,15 @@ class BoardRunner:
                     rep.message = self._failure_message(rep, phase[0], code)
                     break
             else:
+                problems = []
                 if self.opts.mode == "build":
                     self._collect(job, rep)
-                rep.status = "succeeded"
+                    problems = self._gate(job, rep)
+                if problems:
+                    rep.status = "failed"
+                    rep.message = f"artifact gate: {problems[0].message}"
+                else:
+                    rep.status = "succeeded"
         except Interrupted:
             rep.status = "interrupted"
             rep.message = "stopped by a signal or --fail-fast; run again to continue from the caches"
@@ -391,6 +399,22 @@ class BoardRunner:
         rep.deploy = entries
         rep.deploy_dir = str(final)
         phase.status, phase.seconds = "succeeded", round(time.monotonic() - t0, 2)
+
+    def _gate(self, job: BoardJob, rep: BoardReport) -> list:
+        """Every .mender the board produced carries exactly its device types and the expected
+        artifact name (signing is checked at release, where the key is)."""
+        from buildctl.ota.mender.gate import check_artifacts
+
+        paths = [Path(rep.deploy_dir) / e["path"] for e in rep.deploy
+                 if "size" in e and e["path"].endswith(".mender")]
+        if not paths or not job.device_types:
+            return []
+        findings = check_artifacts(paths, board=job.name, device_types=list(job.device_types),
+                                   artifact_name=job.artifact_name, require_signature=False)
+        rep.artifacts = [{"path": str(p.relative_to(rep.deploy_dir)),
+                          "problems": [f.message for f in findings if str(f.file) == str(p)]}
+                         for p in paths]
+        return [f for f in findings if f.severity == "error"]
 
     def _record_layers(self, job: BoardJob, rep: BoardReport) -> None:
         """The commit each repository is really at after checkout (next to what was asked)."""

@@ -1,0 +1,46 @@
+"""A board's build fails when a .mender it produced is not for exactly its devices/name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from buildctl.build.report import BoardReport
+from buildctl.build.runner import BoardJob, BoardRunner
+from buildctl.ota.mender.writer import ArtifactSpec, rootfs_payload, write_artifact
+
+
+def _deploy(tmp_path: Path, name: str, device_types: list[str]) -> BoardReport:
+    deploy = tmp_path / "deploy"
+    deploy.mkdir(exist_ok=True)
+    image = tmp_path / "rootfs.ext4"
+    image.write_bytes(b"\0" * 4096)
+    out = deploy / "core-image-minimal-qemux86-64.mender"
+    write_artifact(ArtifactSpec(name=name, device_types=device_types,
+                                payload=rootfs_payload(image, name)), out)
+    rep = BoardReport(board="qemux86-64", machine="qemux86-64", variant="release", mode="build")
+    rep.deploy_dir = str(deploy)
+    rep.deploy = [{"path": out.name, "size": out.stat().st_size},
+                  {"path": "core-image-minimal.mender", "link": out.name}]
+    return rep
+
+
+def _gate(rep: BoardReport, **job) -> list:
+    runner = BoardRunner.__new__(BoardRunner)  # the gate needs no runtime
+    return runner._gate(BoardJob(name="qemux86-64", machine="qemux86-64", variant="release",
+                                 kas_file=Path("x.yml"), **job), rep)
+
+
+def test_matching_artifact_passes_and_is_listed(tmp_path):
+    rep = _deploy(tmp_path, "demo-1.0-qemux86-64", ["qemux86-64"])
+    assert _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64") == []
+    assert rep.artifacts == [{"path": "core-image-minimal-qemux86-64.mender", "problems": []}]
+
+
+def test_extra_device_type_or_wrong_name_fails_the_board(tmp_path):
+    rep = _deploy(tmp_path, "demo-1.0-qemux86-64", ["qemux86-64", "raspberrypi4"])
+    problems = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64")
+    assert [p.code for p in problems] == ["artifact-device-types"]
+    assert "core-image-minimal-qemux86-64.mender" in problems[0].message
+    rep = _deploy(tmp_path, "gha_autobuild", ["qemux86-64"])
+    problems = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64")
+    assert [p.code for p in problems] == ["artifact-name"]
+    assert rep.artifacts[0]["problems"] and "gha_autobuild" in rep.artifacts[0]["problems"][0]

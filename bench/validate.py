@@ -29,11 +29,12 @@ def generate(root: Path, n_boards: int, n_layers: int, recipes_per_layer: int = 
     repos: dict[str, dict] = {}
     layer_names = []
     per_repo = 4
-    n_repos = max(1, -(-(n_layers - 2) // per_repo))
+    bsp_layers = n_layers - 2  # the core repo has two
+    n_repos = max(1, -(-bsp_layers // per_repo))
     for r in range(n_repos):
         files = {}
         layers = []
-        for j in range(per_repo):
+        for j in range(min(per_repo, bsp_layers - r * per_repo)):
             coll = f"bsp{r}x{j}"
             layer = f"meta-{coll}"
             layers.append(layer)

@@ -109,7 +109,7 @@ class Build:
         done_event = threading.Event()
 
         def work(plan) -> None:
-            rep = runner.run(by_name[plan.name], reports[plan.name])
+            runner.run(by_name[plan.name], reports[plan.name])  # fills the report in place
             with lock:
                 if plan.warm_up:
                     leaders_done[plan.tune] = True

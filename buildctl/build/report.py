@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from buildctl.fsutil import write_atomic
 
 REPORT_VERSION = 1
 
@@ -87,20 +87,5 @@ class BuildReport:
 
 
 def write_json(path: Path, data: dict, owner: tuple[int, int] | None = None) -> None:
-    """Write to a temporary file beside ``path`` and rename it: never half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        if owner and os.geteuid() == 0:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Never half a report: written beside ``path`` and renamed."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", owner=owner)

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from buildctl.commands._common import add_json_flag, console, print_json
-from buildctl.compose.lockfile import write_atomic
+from buildctl.fsutil import write_atomic
 from buildctl.errors import UserError
 from buildctl.importers.kas import import_files
 

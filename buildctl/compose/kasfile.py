@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 
 from buildctl.compose import localconf
-from buildctl.compose.lockfile import KAS_FILE_VERSION, Lock, write_atomic
+from buildctl.compose.lockfile import KAS_FILE_VERSION, Lock
+from buildctl.fsutil import write_atomic
 from buildctl.errors import ManifestError
 from buildctl.manifest.model import Board, Product, Repo, Variant
 

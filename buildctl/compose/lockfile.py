@@ -5,14 +5,13 @@ also works as a kas include. Default location: ``<product>.lock.yml`` beside the
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from buildctl.errors import ManifestError
+from buildctl.fsutil import write_atomic
 from buildctl.manifest.model import Product
 from buildctl.manifest.yamlsrc import load as load_yaml
 
@@ -75,18 +74,6 @@ def dump(lock: Lock) -> str:
                           sort_keys=False, default_flow_style=False)
     head = f"# buildctl lock for series {lock.series}\n" if lock.series else ""
     return head + "# Written by `buildctl lock`; one commit per repository for every board.\n" + body
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(lock: Lock) -> None:

@@ -1,6 +1,9 @@
 """The runtime interface and what a run needs: argv, environment allowlist, mounts, owner."""
 from __future__ import annotations
 
+import subprocess
+import threading
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +70,33 @@ class Runtime(Protocol):
 
     def cleanup(self) -> None:
         """Remove whatever this runtime started and did not remove yet."""
+
+
+class ProcessTable:
+    """The child processes a subprocess-based runtime has running, by run name."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, "subprocess.Popen"] = {}
+        self._lock = threading.Lock()
+
+    def stream(self, name: str, proc: "subprocess.Popen", on_line: LineSink) -> int:
+        """Stream proc's output lines to on_line until it exits; return its exit code."""
+        with self._lock:
+            self._procs[name] = proc
+        try:
+            split_lines(iter(lambda: proc.stdout.read1(65536), b""), on_line)
+            return proc.wait()
+        finally:
+            with self._lock:
+                self._procs.pop(name, None)
+
+    def get(self, name: str) -> "subprocess.Popen | None":
+        with self._lock:
+            return self._procs.get(name)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._procs)
 
 
 def split_lines(chunks, on_line: LineSink) -> None:

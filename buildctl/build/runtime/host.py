@@ -4,17 +4,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 
-from buildctl.build.runtime.base import LineSink, RunSpec, split_lines
+from buildctl.build.runtime.base import LineSink, ProcessTable, RunSpec
 
 
 class HostRuntime:
     name = "host"
 
     def __init__(self) -> None:
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
+        self._procs = ProcessTable()
 
     def prepare(self) -> dict:
         return {"runtime": "host", "image": None, "image_digest": None}
@@ -28,18 +26,10 @@ class HostRuntime:
         proc = subprocess.Popen(spec.argv, cwd=spec.workdir, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, **kwargs)
-        with self._lock:
-            self._procs[spec.name] = proc
-        try:
-            split_lines(iter(lambda: proc.stdout.read1(65536), b""), on_line)
-            return proc.wait()
-        finally:
-            with self._lock:
-                self._procs.pop(spec.name, None)
+        return self._procs.stream(spec.name, proc, on_line)
 
     def stop(self, name: str) -> None:
-        with self._lock:
-            proc = self._procs.get(name)
+        proc = self._procs.get(name)
         if proc and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGINT)  # BitBake shuts down cleanly on SIGINT
@@ -50,5 +40,5 @@ class HostRuntime:
                 pass
 
     def cleanup(self) -> None:
-        for name in list(self._procs):
+        for name in self._procs.names():
             self.stop(name)

@@ -5,9 +5,8 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
-from buildctl.build.runtime.base import LineSink, RunSpec, split_lines
+from buildctl.build.runtime.base import LineSink, ProcessTable, RunSpec
 from buildctl.errors import UserError
 
 
@@ -17,8 +16,7 @@ class PodmanRuntime:
     def __init__(self, image: str | None, binary: str = "podman") -> None:
         self.image = image
         self.binary = binary
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
+        self._procs = ProcessTable()
 
     def prepare(self) -> dict:
         if not shutil.which(self.binary):
@@ -53,18 +51,11 @@ class PodmanRuntime:
         proc = subprocess.Popen(argv, env={**os.environ, **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-        with self._lock:
-            self._procs[spec.name] = proc
-        try:
-            split_lines(iter(lambda: proc.stdout.read1(65536), b""), on_line)
-            return proc.wait()
-        finally:
-            with self._lock:
-                self._procs.pop(spec.name, None)
+        return self._procs.stream(spec.name, proc, on_line)
 
     def stop(self, name: str) -> None:
         subprocess.run([self.binary, "stop", "-t", "15", name], capture_output=True)
 
     def cleanup(self) -> None:
-        for name in list(self._procs):
+        for name in self._procs.names():
             self.stop(name)

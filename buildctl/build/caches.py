@@ -61,9 +61,9 @@ class CacheSettings:
         network.
         """
         env = {"DL_DIR": str(self.dl_dir), "SSTATE_DIR": str(self.sstate_dir)}
-        mirrors = self.mirror_entries(network)
-        if mirrors:
-            env["SSTATE_MIRRORS"] = " ".join(mirrors)
+        # always set: an empty value overrides the product's default in the kas file, so a
+        # network mirror never reaches the hermetic phase
+        env["SSTATE_MIRRORS"] = " ".join(self.mirror_entries(network))
         if self.hashserve == "auto" and shared_server:
             env["BB_HASHSERVE"] = shared_server  # the build's server (see hashserve.py)
         elif self.hashserve == "auto":

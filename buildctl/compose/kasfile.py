@@ -101,6 +101,10 @@ def kas_document(product: Product, board: Board, variant: Variant, resolved: dic
         "repos": repos,
         "local_conf_header": {"00-buildctl": header, **{k: localconf.render(v) for k, v in secs.items()}},
     }
+    env = localconf.cache_env(product)
+    if env:
+        doc = {**{k: v for k, v in doc.items() if k != "local_conf_header"}, "env": env,
+               "local_conf_header": doc["local_conf_header"]}
     return doc, secs
 
 

@@ -96,18 +96,31 @@ def mender_section(product: Product, board: Board, variant: Variant) -> list[Ass
 
 
 def cache_section(product: Product) -> list[Assignment]:
+    """The signature handler that goes with the hash-equivalence choice.
+
+    Server addresses and mirrors are environment settings (see ``cache_env``): BitBake reads
+    them from the environment before local.conf, so a local.conf value would override the
+    shared server and mirrors the build runtime chooses for each phase.
+    """
+    if product.cache.hashserve is None:
+        return []  # the distro's choice
+    handler = "OEBasicHash" if product.cache.hashserve == "none" else "OEEquivHash"
+    return [Assignment("BB_SIGNATURE_HANDLER", handler, origin=_origin(product, "cache", "hashserve"))]
+
+
+def cache_env(product: Product) -> dict[str, str]:
+    """kas ``env`` defaults from the manifest's cache settings (the process environment wins,
+    which is how ``buildctl build`` passes the per-run values). No cache paths: the runtime
+    owns DL_DIR and SSTATE_DIR."""
     c = product.cache
-    o = lambda k: _origin(product, "cache", k)  # noqa: E731
-    out: list[Assignment] = []
+    env = {}
+    if c.hashserve is not None:
+        env["BB_HASHSERVE"] = "" if c.hashserve == "none" else c.hashserve
+    if c.hashserve_upstream:
+        env["BB_HASHSERVE_UPSTREAM"] = c.hashserve_upstream
     if c.sstate_mirrors:
-        out.append(Assignment("SSTATE_MIRRORS", " ".join(c.sstate_mirrors), origin=o("sstate_mirrors")))
-    if c.hashserve != "none":
-        out.append(Assignment("BB_SIGNATURE_HANDLER", "OEEquivHash", origin=o("hashserve")))
-        out.append(Assignment("BB_HASHSERVE", c.hashserve, origin=o("hashserve")))
-        if c.hashserve_upstream:
-            out.append(Assignment("BB_HASHSERVE_UPSTREAM", c.hashserve_upstream,
-                                  origin=o("hashserve_upstream")))
-    return out
+        env["SSTATE_MIRRORS"] = " ".join(c.sstate_mirrors)
+    return env
 
 
 def sbom_section(product: Product) -> list[Assignment]:

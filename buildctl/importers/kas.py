@@ -288,6 +288,5 @@ def import_files(files: list[Path], *, product_name: str, out_dir: Path, series:
                             "per product or variant")
     product["boards"] = list(boards)
     product["release"] = {"version": version, "artifact_name": artifact or "{product}-{version}-{board}"}
-    product.setdefault("cache", {}).setdefault("hashserve", "none")
     product.setdefault("sbom", {}).setdefault("spdx", False)
     return Imported(product=product, boards=boards, notes=notes)

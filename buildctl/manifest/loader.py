@@ -208,7 +208,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         raise smap.error(("mender", "require_signed"), "require_signed needs mender.signing_key")
     c = data.get("cache") or {}
     cache = Cache(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items()})
-    if cache.hashserve not in ("auto", "none") and cache.hashserve_upstream:
+    if cache.hashserve not in (None, "auto", "none") and cache.hashserve_upstream:
         raise smap.error(("cache", "hashserve_upstream"),
                          "hashserve_upstream only applies with hashserve: auto (a local server)")
     pub = data.get("publish") or {}

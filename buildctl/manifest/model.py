@@ -113,7 +113,7 @@ class Cache:
     sstate_dir: str = "~/.cache/buildctl/sstate"
     dl_dir: str = "~/.cache/buildctl/downloads"
     sstate_mirrors: tuple[str, ...] = ()
-    hashserve: str = "auto"
+    hashserve: str | None = None  # None: the distro's default (poky: auto); build treats it as auto
     hashserve_upstream: str | None = None
     hermetic: bool = False
 

@@ -103,3 +103,28 @@ def test_board_adds_layers_of_a_core_repo_without_repeating_it(tmp_path):
     from buildctl.errors import ManifestError
     with pytest.raises(ManifestError, match=r"qemuarm64.yml:\d+: repos.meta-nope: adds layers to core repo"):
         load_product(path)
+
+
+def test_cache_settings_are_kas_env_defaults_not_local_conf(tmp_path):
+    root = tmp_path / "ws"
+    path = simple_product(root)
+    d = yaml.safe_load(path.read_text())
+    d["cache"] = {"hashserve": "auto", "hashserve_upstream": "ws://hashserv.example.com:8686",
+                  "sstate_mirrors": ["file://.* https://sstate.example.com/PATH"]}
+    write_yaml(path, d)
+    kas_file = compose_board(load_product(path), "qemux86-64", None, tmp_path / "o").kas_file
+    doc = yaml.safe_load(kas_file.read_text())
+    # BitBake reads these from the environment before local.conf: as kas env defaults the
+    # build runtime's per-phase values win; a local.conf line would override them
+    assert doc["env"] == {"BB_HASHSERVE": "auto",
+                          "BB_HASHSERVE_UPSTREAM": "ws://hashserv.example.com:8686",
+                          "SSTATE_MIRRORS": "file://.* https://sstate.example.com/PATH"}
+    conf = "".join(doc["local_conf_header"].values())
+    assert 'BB_SIGNATURE_HANDLER = "OEEquivHash"' in conf
+    for var in ("BB_HASHSERVE", "SSTATE_MIRRORS", "DL_DIR", "SSTATE_DIR"):
+        assert f"{var} =" not in conf
+    work = tmp_path / "kaswork"
+    work.mkdir()
+    r = subprocess.run(["kas", "dump", str(kas_file)], cwd=work, capture_output=True, text=True,
+                       env={**__import__("os").environ, "KAS_WORK_DIR": str(work), "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr

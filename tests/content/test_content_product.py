@@ -104,3 +104,16 @@ def test_product_loads_with_every_board():
     product = load_product(product_file())
     assert len(product.boards) >= 8
     assert product.series == "scarthgap"
+
+
+def test_shipped_lock_matches_the_manifests():
+    from buildctl.compose import lockfile
+    from buildctl.compose.locking import check_lock
+    from buildctl.manifest import load_product
+
+    product = load_product(product_file())
+    lock = lockfile.load(lockfile.default_path(product))
+    assert lock.series == product.series
+    assert check_lock(product, lock, cache=None) == []
+    # every board composes with the locked commits: one poky/meta-mender for the matrix
+    assert lock.commit("meta-mender") == product.repos["meta-mender"].ref("scarthgap").commit

@@ -68,8 +68,8 @@ def resolve(product: Product, board: Board, lock: Lock | None = None,
     return out
 
 
-def kas_document(product: Product, board: Board, variant: Variant, resolved: dict[str, ResolvedRepo],
-                 out_dir: Path) -> tuple[dict, dict[str, list[localconf.Assignment]]]:
+def kas_document(product: Product, board: Board, variant: Variant, resolved: dict[str, ResolvedRepo]
+                 ) -> tuple[dict, dict[str, list[localconf.Assignment]]]:
     repos: dict[str, dict | None] = {}
     for name in sorted(resolved):
         rr = resolved[name]
@@ -130,7 +130,7 @@ def compose_board(product: Product, board_name: str, variant: str | None, out_di
     board = product.boards[board_name]
     var = product.variant(variant)
     resolved = resolve(product, board, lock, head_of)
-    doc, secs = kas_document(product, board, var, resolved, out_dir)
+    doc, secs = kas_document(product, board, var, resolved)
     kas_file = Path(out_dir) / f"{board.name}.yml"
     write_atomic(kas_file, dump(doc))
     return ComposedBoard(

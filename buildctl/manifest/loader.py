@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import string
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,6 @@ def load_board(path: Path, name: str | None = None) -> Board:
 
 def _with_core(board: Board, core: dict[str, Repo]) -> Board:
     """Resolve a board's `repo: {layers: [...]}` entries against the product's core repos."""
-    from dataclasses import replace
-
     repos = {}
     for name, r in board.repos.items():
         if r.extends:
@@ -190,7 +189,6 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
             o = overrides[name]
             lc = dict(board.local_conf)
             lc.update(_owned_check(o.get("local_conf") or {}, smap, ("board_overrides", name, "local_conf")))
-            from dataclasses import replace
             board = replace(board, local_conf=lc, mender=_board_mender(o.get("mender"), board.mender))
         boards[name] = board
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from buildctl.errors import UserError
 from buildctl.manifest.yamlsrc import SourceMap
 from buildctl.refs import SecretRef
 
@@ -165,8 +166,6 @@ class Product:
         return self.smap.line(keypath) if self.smap else None
 
     def variant(self, name: str | None) -> Variant:
-        from buildctl.errors import UserError
-
         name = name or self.default_variant
         if name not in self.variants:
             known = ", ".join(sorted(self.variants))
@@ -174,8 +173,6 @@ class Product:
         return self.variants[name]
 
     def select_boards(self, names: list[str] | None) -> list[Board]:
-        from buildctl.errors import UserError
-
         if not names:
             return list(self.boards.values())
         unknown = [n for n in names if n not in self.boards]

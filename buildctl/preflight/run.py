@@ -72,6 +72,18 @@ def _dangling_policy(product: Product, board: Board, findings: list[Finding]) ->
     return out
 
 
+def _targets(product: Product, board: Board, stack: list) -> list[Finding]:
+    """Each image target is a recipe of the board's stack (else bitbake stops after parsing:
+    Nothing PROVIDES '<target>')."""
+    if any(info.problems for info in stack):
+        return []  # an unreadable layer already explains what is missing
+    recipes = {r.pn for info in stack for r in info.recipes}
+    return [Finding(board.name, "target-missing",
+                    f"image {t!r} is not a recipe of any layer of this board "
+                    f"(bitbake: Nothing PROVIDES '{t}')", str(product.path), product.line("target"))
+            for t in product.targets if t not in recipes]
+
+
 def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                      cache: RepoCache, *, layers: bool = True) -> list[Finding]:
     findings: list[Finding] = []
@@ -89,6 +101,7 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
         for board in boards:
             if board.name not in stacks:
                 continue
+            findings += _targets(product, board, [infos[r] for r in stacks[board.name]])
             findings += _dangling_policy(product, board, check_stack(
                 board.name, [infos[r] for r in stacks[board.name]], series=product.series,
                 machine=board.machine, distro=product.distro, bootloader=board.mender.bootloader,

@@ -70,6 +70,7 @@ def core_repo(path: Path, machines=("qemux86-64", "qemuarm64"), distros=("poky",
              "meta/recipes-core/busybox/busybox_1.36.1.bb": 'SUMMARY = "busybox"\n',
              "meta/recipes-bsp/u-boot/u-boot_2024.01.bb": 'SUMMARY = "u-boot"\n',
              "meta/recipes-bsp/grub/grub-efi_2.12.bb": 'SUMMARY = "grub-efi"\n',
+             "meta/recipes-core/images/core-image-minimal.bb": 'SUMMARY = "image"\n',
              "meta-poky/conf/layer.conf": layer_conf("yocto", depends=["core"], compat=corenames)}
     for m in machines:
         files[f"meta/conf/machine/{m}.conf"] = f'# machine {m}\nMACHINE_FEATURES = "efi"\n'

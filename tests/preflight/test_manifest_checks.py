@@ -142,3 +142,23 @@ def test_bbmask_hides_a_masked_bbappend(tmp_path):
     product = load_product(path)
     found = validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
     assert not [f for f in found if f.code == "bbappend-dangling"]
+
+
+def test_image_target_must_be_a_recipe_of_the_stack(tmp_path):
+    from buildctl.preflight.run import validate_product
+    from buildctl.repos import RepoCache
+    import yaml
+
+    path = simple_product(tmp_path)  # its core layer has core-image-minimal.bb
+    d = yaml.safe_load(path.read_text())
+    product = load_product(path)
+    assert not [f for f in validate_product(product, list(product.boards.values()), None, RepoCache())
+                if f.code == "target-missing"]
+    d["target"] = "core-image-minimall"
+    write_yaml(path, d)
+    product = load_product(path)
+    found = [f for f in validate_product(product, list(product.boards.values()), None, RepoCache())
+             if f.code == "target-missing"]
+    assert {f.board for f in found} == {"qemux86-64", "qemuarm64"}
+    assert "Nothing PROVIDES 'core-image-minimall'" in found[0].message
+    assert found[0].file == str(path) and found[0].line == 4

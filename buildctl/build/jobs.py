@@ -76,7 +76,8 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
                              kas_file=Path(composed.kas_file), repos=dict(composed.repos),
                              tune=board.tune or "", family=board.family or "",
                              device_types=tuple(board.mender.device_types),
-                             artifact_name=product.artifact_name(board.name, var.name)))
+                             artifact_name=product.artifact_name(board.name, var.name),
+                             signing_key=_key_ref(product), require_signed=product.mender.require_signed))
     return Target(name=product.name, series=product.series,
                   root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
                   cache=product.cache, runtime=product.runtime, image=product.container_image)
@@ -89,3 +90,14 @@ def load_target(path: Path, boards: list[str], variant: str | None, compose_dir:
     if is_kas_file(path):
         return from_kas_file(path, boards, variant)
     return from_product(path, boards, variant, compose_dir, series, lock_path)
+
+
+def _key_ref(product) -> str | None:
+    """The signing key reference, a relative file: path made absolute (from the product's
+    directory); the key itself is only read when artifacts are signed."""
+    ref = product.mender.signing_key
+    if ref is None:
+        return None
+    if ref.kind == "file" and not Path(ref.target).expanduser().is_absolute():
+        return f"file:{(product.path.parent / ref.target).resolve()}"
+    return str(ref)

@@ -28,6 +28,7 @@ from buildctl.build.caches import CacheSettings
 from buildctl.build.logparse import BitbakeLog
 from buildctl.build.report import BoardReport, write_json
 from buildctl.build.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
+from buildctl.errors import UserError
 
 MODES = ("build", "dry-run", "parse-only")
 
@@ -45,6 +46,8 @@ class BoardJob:
     family: str = ""
     device_types: tuple[str, ...] = ()  # what every .mender of the board must carry (gate)
     artifact_name: str | None = None  # the name every .mender must have (gate)
+    signing_key: str | None = None  # env:/file: reference; signed here, outside the container
+    require_signed: bool = False
 
     @property
     def key(self) -> str:
@@ -401,16 +404,31 @@ class BoardRunner:
         phase.status, phase.seconds = "succeeded", round(time.monotonic() - t0, 2)
 
     def _gate(self, job: BoardJob, rep: BoardReport) -> list:
-        """Every .mender the board produced carries exactly its device types and the expected
-        artifact name (signing is checked at release, where the key is)."""
+        """Sign every .mender the board produced (when the product has a signing key: here, on
+        the host, so the private key never enters the container), then check each carries
+        exactly the board's device types, the expected artifact name and, when the product
+        requires it, a signature that verifies."""
+        from buildctl.findings import Finding
+        from buildctl.ota.mender import load_private_key, sign_artifact
         from buildctl.ota.mender.gate import check_artifacts
 
         paths = [Path(rep.deploy_dir) / e["path"] for e in rep.deploy
                  if "size" in e and e["path"].endswith(".mender")]
         if not paths or not job.device_types:
             return []
+        public_pem = None
+        if job.signing_key:
+            try:
+                key = load_private_key(job.signing_key, "mender.signing_key")
+                for p in paths:
+                    sign_artifact(p, key, force=True)
+                public_pem = key.public_pem()
+            except UserError as exc:
+                return [Finding(job.name, "artifact-key", str(exc))]
         findings = check_artifacts(paths, board=job.name, device_types=list(job.device_types),
-                                   artifact_name=job.artifact_name, require_signature=False)
+                                   artifact_name=job.artifact_name,
+                                   require_signature=job.require_signed,
+                                   public_key_pem=public_pem)
         rep.artifacts = [{"path": str(p.relative_to(rep.deploy_dir)),
                           "problems": [f.message for f in findings if str(f.file) == str(p)]}
                          for p in paths]

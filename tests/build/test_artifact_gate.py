@@ -44,3 +44,35 @@ def test_extra_device_type_or_wrong_name_fails_the_board(tmp_path):
     problems = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64")
     assert [p.code for p in problems] == ["artifact-name"]
     assert rep.artifacts[0]["problems"] and "gha_autobuild" in rep.artifacts[0]["problems"][0]
+
+
+def test_signing_happens_on_the_host_and_the_gate_verifies_it(tmp_path, monkeypatch):
+    import subprocess
+
+    from buildctl.ota.mender import read_artifact
+
+    key = tmp_path / "k.pem"
+    subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(key)],
+                   check=True, capture_output=True)
+    pub = subprocess.run(["openssl", "ec", "-in", str(key), "-pubout"], check=True,
+                         capture_output=True).stdout
+    rep = _deploy(tmp_path, "demo-1.0-qemux86-64", ["qemux86-64"])
+    assert _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64",
+                 signing_key=f"file:{key}", require_signed=True) == []
+    from buildctl.ota.mender import load_public_key
+    info = read_artifact(Path(rep.deploy_dir) / rep.artifacts[0]["path"],
+                         public_key=load_public_key(pub), require_signature=True)
+    assert info.name == "demo-1.0-qemux86-64"
+    # the key comes from a reference that is not there: the board fails and says why
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    rep = _deploy(tmp_path, "demo-1.0-qemux86-64", ["qemux86-64"])
+    (f,) = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64",
+                 signing_key="env:NO_SUCH_KEY", require_signed=True)
+    assert f.code == "artifact-key" and "NO_SUCH_KEY" in f.message
+
+
+def test_unsigned_artifact_fails_when_the_product_requires_signing(tmp_path):
+    rep = _deploy(tmp_path, "demo-1.0-qemux86-64", ["qemux86-64"])
+    problems = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64",
+                     require_signed=True)
+    assert [p.code for p in problems] == ["artifact-signature"]

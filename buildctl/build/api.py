@@ -13,6 +13,7 @@ from buildctl.build.progress import make_view
 from buildctl.build.report import BuildReport
 from buildctl.build.runner import own
 from buildctl.build.runtime import get_runtime, resolve_owner
+from buildctl.errors import UserError
 
 
 @dataclass
@@ -45,6 +46,8 @@ def build(args: BuildArgs) -> BuildReport:
         own(out, owner)
     target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
                          args.series, args.lock)
+    if args.mode == "build":
+        _check_signing_keys(target.jobs)
     caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
     if args.repo_ref_dir:
         caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
@@ -59,3 +62,14 @@ def build(args: BuildArgs) -> BuildReport:
     b = Build(req, runtime, caches, view)
     with SignalsToInterrupt(b), view:
         return b.run()
+
+
+def _check_signing_keys(jobs) -> None:
+    """A signing key that cannot be read fails now, not after hours of building."""
+    from buildctl.ota.mender import load_private_key
+
+    for ref in sorted({j.signing_key for j in jobs if j.signing_key}):
+        try:
+            load_private_key(ref, "mender.signing_key")
+        except UserError as exc:
+            raise UserError(f"{exc} (artifacts are signed on this host after the build)") from None

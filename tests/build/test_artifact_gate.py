@@ -76,3 +76,19 @@ def test_unsigned_artifact_fails_when_the_product_requires_signing(tmp_path):
     problems = _gate(rep, device_types=("qemux86-64",), artifact_name="demo-1.0-qemux86-64",
                      require_signed=True)
     assert [p.code for p in problems] == ["artifact-signature"]
+
+
+def test_build_refuses_a_missing_signing_key_before_building(tmp_path):
+    import yaml
+
+    from tests.conftest import run_cli
+    from tests.helpers.products import simple_product, write_yaml
+
+    path = simple_product(tmp_path / "ws")
+    d = yaml.safe_load(path.read_text())
+    d["mender"] = {"signing_key": "file:../keys/missing.pem", "require_signed": True}
+    write_yaml(path, d)
+    r = run_cli("build", str(path), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "missing.pem" in r.stderr
+    assert "signed on this host" in r.stderr

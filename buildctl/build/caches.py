@@ -190,6 +190,9 @@ def preflight(path: Path, owner: tuple[int, int] | None = None,
                 pass
     if owner and os.geteuid() == 0:
         st = path.stat()
+        if st.st_uid == 0 != owner[0] and not any(path.iterdir()):
+            os.chown(path, *owner)  # an empty root-owned cache (e.g. made by doctor): adopt it
+            st = path.stat()
         if st.st_uid != owner[0] and not (st.st_mode & 0o002):
             res.ok = False
             res.problems.append(f"owned by uid {st.st_uid}, the build runs as uid {owner[0]}")

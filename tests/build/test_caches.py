@@ -1,6 +1,7 @@
 """Cache settings: one source of truth, hash-equivalence pairing, and the pre-flight check."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,3 +97,16 @@ def test_shared_server_replaces_bitbakes_private_one():
     assert "BB_HASHSERVE_UPSTREAM" not in env and "BB_HASHSERVE_DB_DIR" not in env
     none = settings_from_manifest(cache(hashserve="none"))
     assert none.bitbake_env(shared_server="unix:///x")["BB_HASHSERVE"] == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership changes need root (CI runs as root)")
+def test_preflight_adopts_an_empty_root_owned_cache_but_not_a_used_one(tmp_path):
+    empty = tmp_path / "sstate"
+    empty.mkdir()  # e.g. made by `buildctl doctor` as root
+    assert preflight(empty, owner=(1000, 1000)).ok
+    assert empty.stat().st_uid == 1000
+    used = tmp_path / "downloads"
+    used.mkdir()
+    (used / "something.tar").write_text("x")
+    r = preflight(used, owner=(1000, 1000))
+    assert not r.ok and "owned by uid 0, the build runs as uid 1000" in r.problems[0]

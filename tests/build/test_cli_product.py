@@ -90,3 +90,27 @@ def test_product_usage_errors(tmp_path):
     assert r.stderr.count("\n") == 1
     r = cli(str(path), "--variant", "nope")
     assert r.returncode == 2 and "unknown variant" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root user's own caches (CI runs as root)")
+def test_root_users_default_caches_under_root_work(tmp_path, builder_image, docker_engine):
+    """Run as root with caches in ~/.cache (under /root, mode 0700 in the image too)."""
+    import shutil
+    import uuid
+
+    import yaml
+
+    path = product(tmp_path)
+    caches = Path("/root/.cache") / f"buildctl-test-{uuid.uuid4().hex[:8]}"
+    try:
+        data = yaml.safe_load(path.read_text())
+        data["cache"] = {"sstate_dir": str(caches / "sstate"), "dl_dir": str(caches / "dl")}
+        write_yaml(path, data)
+        commit_all(path.parent.parent, date="2024-03-04T05:06:07Z")
+        out = tmp_path / "out"
+        r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda",
+                env={"KAS_REPO_REF_DIR": ""})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert any((caches / "sstate").iterdir())  # the build wrote its sstate there
+    finally:
+        shutil.rmtree(caches, ignore_errors=True)

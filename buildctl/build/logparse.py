@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+# kas: "2026-11-24 21:26:10 - ERROR    - fetch repos failed: error code 128"
+_KAS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - (ERROR|WARNING|INFO)\s+- (.*)$")
 _LEVEL = re.compile(r"^(NOTE|WARNING|ERROR|FATAL|CRITICAL): (.*)$")
 _RUNNING = re.compile(r"^Running (setscene task|task|noexec task) (\d+) of (\d+) \((.+)\)$")
 _SSTATE = re.compile(
@@ -84,6 +86,11 @@ class BitbakeLog:
         m = _SSTATE.search(line)  # printed at PLAIN level: no "NOTE: " in front
         if m:
             self._sstate(m)
+            return
+        m = _KAS.match(line)
+        if m:  # kas's own errors (checkout, configuration) come before any BitBake output
+            if m.group(1) == "ERROR":
+                self.errors.append(f"kas: {m.group(2)}")
             return
         m = _LEVEL.match(line)
         if not m:

@@ -85,7 +85,7 @@ def kas_document(product: Product, board: Board, variant: Variant, resolved: dic
             if rr.commit:
                 entry["commit"] = rr.commit
         if not rr.layers:  # a repo without layers (bitbake): kas must not add its root
-            entry["layers"] = {".": "excluded"}
+            entry["layers"] = {".": "disabled"}
         elif rr.layers != (".",):
             entry["layers"] = {layer: None for layer in rr.layers}
         repos[name] = entry

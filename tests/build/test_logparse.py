@@ -105,3 +105,14 @@ def test_sstate_summary_after_a_progress_message_on_the_same_line():
                        "NOTE: Tasks Summary: Attempted 2322 tasks of which 0 didn't need to be "
                        "rerun and all succeeded."])
     assert (log.sstate.wanted, log.sstate.missed, log.tasks_run) == (1078, 1078, 2322)
+
+
+def test_kas_errors_explain_a_failure_before_bitbake_ran():
+    log = parse_lines([
+        "2026-11-24 21:26:10 - INFO     - kas 5.5 started on Debian GNU/Linux bookworm",
+        '2026-11-24 21:26:10 - ERROR    - Command "/w$ git clone -q --bare -- https://git.example.com/meta-x /m/x" failed:',
+        "fatal: unable to access 'https://git.example.com/meta-x/': Could not resolve host: git.example.com",
+        "2026-11-24 21:26:10 - ERROR    - fetch repos failed: error code 128",
+    ])
+    assert log.errors[0].startswith('kas: Command "/w$ git clone') and len(log.errors) == 2
+    assert log.errors[1] == "kas: fetch repos failed: error code 128"

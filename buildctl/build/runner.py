@@ -260,7 +260,9 @@ class BoardRunner:
                "PARALLEL_MAKE": f"-j {self.opts.make_jobs}"}
         if self.opts.source_date_epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(self.opts.source_date_epoch)
-        if not network:
+        if not network or self.opts.mode != "build":
+            # -p and -n never download: BitBake need not reach the network (nor check that it
+            # can, which fails on air-gapped hosts); kas may still fetch the checkout
             env["BB_NO_NETWORK"] = "1"
         data = {"header": {"version": 14}, "env": env}
         path = self.board_dir(job) / "kas" / f"buildctl-{phase}.yml"

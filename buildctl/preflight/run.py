@@ -46,6 +46,12 @@ def board_layer_refs(product: Product, board: Board, lock: Lock | None,
     return refs, problems
 
 
+def _locate_product_fields(product: Product, findings: list[Finding]) -> list[Finding]:
+    """Findings about the product's distro point at the product manifest, not the board's."""
+    return [replace(f, file=str(product.path), line=product.line("distro"))
+            if f.code == "distro-missing" else f for f in findings]
+
+
 def _dangling_policy(product: Product, board: Board, findings: list[Finding]) -> list[Finding]:
     """What BitBake does with dangling bbappends given the board's configuration: BBMASK
     hides masked files (regular expressions searched in the file's path), and
@@ -102,13 +108,13 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
             if board.name not in stacks:
                 continue
             findings += _targets(product, board, [infos[r] for r in stacks[board.name]])
-            findings += _dangling_policy(product, board, check_stack(
+            findings += _locate_product_fields(product, _dangling_policy(product, board, check_stack(
                 board.name, [infos[r] for r in stacks[board.name]], series=product.series,
                 machine=board.machine, distro=product.distro, bootloader=board.mender.bootloader,
                 manifest_file=str(board.path or ""),
                 manifest_lines={"machine": board.line("machine"), "series": board.line("series"),
                                 "bootloader": board.line("mender", "bootloader")},
-                local_conf=board_statements(product, board, product.variant(None))))
+                local_conf=board_statements(product, board, product.variant(None)))))
     finally:
         fs.close()
     return sorted(set(findings), key=lambda f: (f.board, f.file, f.line or 0, f.code, f.message))

@@ -162,3 +162,20 @@ def test_image_target_must_be_a_recipe_of_the_stack(tmp_path):
     assert {f.board for f in found} == {"qemux86-64", "qemuarm64"}
     assert "Nothing PROVIDES 'core-image-minimall'" in found[0].message
     assert found[0].file == str(path) and found[0].line == 4
+
+
+def test_unknown_distro_points_at_the_product_manifest(tmp_path):
+    import yaml
+
+    from buildctl.preflight.run import validate_product
+    from buildctl.repos import RepoCache
+
+    path = simple_product(tmp_path)
+    d = yaml.safe_load(path.read_text())
+    d["distro"] = "pokyy"
+    write_yaml(path, d)
+    product = load_product(path)
+    found = [f for f in validate_product(product, [product.boards["qemux86-64"]], None, RepoCache())
+             if f.code == "distro-missing"]
+    assert len(found) == 1 and "DISTRO 'pokyy'" in found[0].message
+    assert (found[0].file, found[0].line) == (str(path), 3)

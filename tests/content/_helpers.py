@@ -1,5 +1,5 @@
-"""Helpers for the content tests: where the shipped files are and a small reader
-for BitBake assignments (conf/layer.conf, distro conf, recipes)."""
+"""Helpers for the content tests: where the shipped files are, and their BitBake
+assignments read with buildctl's own parser (conf/layer.conf, distro conf, recipes)."""
 from __future__ import annotations
 
 import re
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from buildctl.layers import bbconf
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ROOT / "machines"
@@ -16,40 +18,23 @@ LAYERS = ROOT / "layers"
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 SERIES = {"scarthgap", "wrynose"}  # the LTS series buildctl supports
 
-# `VAR = "value"`, `VAR ?= ...`, `VAR += ...`, `VAR:append = ...`; no python/functions.
-_ASSIGN = re.compile(
-    r'^(?P<var>[A-Za-z0-9_${}\-/.:+]+?)\s*(?P<op>\?\?=|\?=|\+=|=\+|\.=|=\.|:=|=)\s*"(?P<val>.*)"\s*$'
-)
-
-
 @dataclass(frozen=True)
 class Assignment:
-    var: str
+    var: str  # as written, overrides included (`INHERIT`, `IMAGE_FSTYPES:remove`)
     op: str
     value: str
     line: int
 
 
+def _statements(path: Path) -> list[bbconf.Statement]:
+    """The file as BitBake reads it (buildctl's own parser, which refuses what BitBake refuses)."""
+    return bbconf.parse(path.read_text(), str(path))
+
+
 def read_assignments(path: Path) -> list[Assignment]:
-    """Assignments in a BitBake conf/recipe file, line continuations joined.
-    Lines that are not simple assignments (functions, require, inherit) are skipped."""
-    out: list[Assignment] = []
-    lines = path.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        start = i
-        text = lines[i]
-        while text.endswith("\\") and i + 1 < len(lines):
-            i += 1
-            text = text[:-1] + " " + lines[i].strip()
-        i += 1
-        stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        m = _ASSIGN.match(stripped)
-        if m:
-            out.append(Assignment(m["var"], m["op"], " ".join(m["val"].split()), start + 1))
-    return out
+    """Assignments in a BitBake conf/recipe file, white space in values folded."""
+    return [Assignment(st.key, st.op, " ".join(st.value.split()), st.line)
+            for st in _statements(path) if st.kind == "assign" and not st.flag]
 
 
 def values(path: Path) -> dict[str, str]:
@@ -59,12 +44,7 @@ def values(path: Path) -> dict[str, str]:
 
 def directives(path: Path, keyword: str) -> list[str]:
     """Arguments of `require`/`include`/`inherit` lines."""
-    out = []
-    for line in path.read_text().splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and parts[0] == keyword:
-            out.append(parts[1].strip())
-    return out
+    return [st.value.strip() for st in _statements(path) if st.kind == keyword]
 
 
 def load_yaml(path: Path) -> dict:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
+
+from tests.helpers.fixture_layers import git  # noqa: F401 (the build tests import it from here)
 
 HERE = Path(__file__).parent
 BITBAKE = HERE / "fixture_files" / "bitbake"
@@ -21,18 +22,6 @@ export BBPATH="$BUILDDIR"
 export BB_ENV_PASSTHROUGH_ADDITIONS="ALL_PROXY BBPATH_EXTRA BB_NO_NETWORK BB_NUMBER_THREADS BB_SETSCENE_ENFORCE BB_SRCREV_POLICY DISTRO FTPS_PROXY FTP_PROXY GIT_PROXY_COMMAND HTTPS_PROXY HTTP_PROXY MACHINE NO_PROXY PARALLEL_MAKE SCREENDIR SDKMACHINE SOCKS5_PASSWD SOCKS5_USER SSH_AGENT_PID SSH_AUTH_SOCK STAMPS_DIR TCLIBC TCMODE all_proxy ftp_proxy ftps_proxy http_proxy https_proxy no_proxy"
 cd "$BUILDDIR"
 """
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-
-
-def git(repo: Path, *args: str, date: str | None = None) -> str:
-    env = dict(os.environ, **GIT_ENV)
-    if date:
-        env.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
-
 
 def commit_all(repo: Path, message: str = "fixture", date: str = "2024-01-02T03:04:05Z") -> str:
     git(repo, "add", "-A")

@@ -135,8 +135,11 @@ def layer_files(spec: LayerSpec) -> dict[str, str]:
     return files
 
 
-def git(repo: Path | str, *args: str) -> str:
+def git(repo: Path | str, *args: str, date: str | None = None) -> str:
+    """git in repo with a fixed identity (and commit date, when given)."""
     env = {**os.environ, **GIT_ENV}
+    if date:
+        env.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
     out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env)
     return out.stdout.strip()
 

@@ -5,62 +5,28 @@ Used by the compose, lock, validate and import tests. Layers are minimal but rea
 """
 from __future__ import annotations
 
-import subprocess
-import textwrap
 from pathlib import Path
 
 import yaml
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-           "HOME": "/nonexistent", "PATH": "/usr/bin:/bin:/usr/local/bin"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True,
-                          text=True).stdout.strip()
+from tests.helpers.fixture_layers import LayerSpec, commit_files, git, layer_conf_text
 
 
 def layer_conf(collection: str, *, depends=(), compat=("scarthgap",), priority=6,
                corenames=None) -> str:
-    text = textwrap.dedent(f"""\
-        BBPATH .= ":${{LAYERDIR}}"
-        BBFILES += "${{LAYERDIR}}/recipes-*/*/*.bb ${{LAYERDIR}}/recipes-*/*/*.bbappend"
-        BBFILE_COLLECTIONS += "{collection}"
-        BBFILE_PATTERN_{collection} = "^${{LAYERDIR}}/"
-        BBFILE_PRIORITY_{collection} = "{priority}"
-        LAYERVERSION_{collection} = "1"
-        LAYERSERIES_COMPAT_{collection} = "{' '.join(compat)}"
-        """)
-    if depends:
-        text += f'LAYERDEPENDS_{collection} = "{" ".join(depends)}"\n'
-    if corenames:
-        text += f'LAYERSERIES_CORENAMES = "{" ".join(corenames)}"\n'
-    return text
+    return layer_conf_text(LayerSpec(collection=collection, priority=priority, depends=list(depends),
+                                     compat=list(compat), version="1",
+                                     corenames=list(corenames) if corenames else None))
 
 
 def make_repo(path: Path, files: dict[str, str], branch: str = "scarthgap") -> str:
     """A git repo with files committed on branch; returns the commit id."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", branch)
-    for rel, text in files.items():
-        f = path / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "fixture")
-    return git(path, "rev-parse", "HEAD")
+    return commit_files(path, files, "fixture")
 
 
-def commit_more(path: Path, files: dict[str, str], msg: str = "more") -> str:
-    for rel, text in files.items():
-        f = path / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", msg)
-    return git(path, "rev-parse", "HEAD")
+commit_more = commit_files  # another commit on top: commit_more(path, files[, message])
 
 
 def core_repo(path: Path, machines=("qemux86-64", "qemuarm64"), distros=("poky",),

@@ -60,14 +60,7 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
         product = product.with_series(series)
     selected = product.select_boards(boards or None)
     var = product.variant(variant)
-    lock = None
-    lp = lock_path or lockfile.default_path(product)
-    if lp.exists():
-        lock = lockfile.load(lp)
-        if lock.series and lock.series != product.series:
-            lock = None  # a lock for another series does not apply
-    elif lock_path:
-        raise UserError(f"{lp}: lock file not found")
+    lock = lockfile.find(product, lock_path)
     jobs = []
     for board in selected:
         composed = compose_board(product, board.name, var.name,

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 from buildctl.compose import lockfile
-from buildctl.errors import UserError
 from buildctl.manifest import load_product
 from buildctl.manifest.model import Product
 
@@ -31,12 +30,4 @@ def open_product(args) -> Product:
 
 
 def open_lock(args, product: Product) -> lockfile.Lock | None:
-    path = args.lock or lockfile.default_path(product)
-    if not path.exists():
-        if args.lock:
-            raise UserError(f"{path}: lock file not found")
-        return None
-    lock = lockfile.load(path)
-    if lock.series and lock.series != product.series:
-        return None  # a lock for another series does not apply
-    return lock
+    return lockfile.find(product, args.lock)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from buildctl.errors import ManifestError
+from buildctl.errors import ManifestError, UserError
 from buildctl.fsutil import write_atomic
 from buildctl.manifest.model import Product
 from buildctl.manifest.yamlsrc import load as load_yaml
@@ -38,6 +38,20 @@ class Lock:
 
 def default_path(product: Product) -> Path:
     return product.path.with_name(product.path.stem + ".lock.yml")
+
+
+def find(product: Product, explicit: Path | None = None) -> Lock | None:
+    """The lock that applies to the product: the explicit one (which must exist) or
+    <product>.lock.yml when present; a lock written for another series does not apply."""
+    path = explicit or default_path(product)
+    if not path.exists():
+        if explicit:
+            raise UserError(f"{path}: lock file not found")
+        return None
+    lock = load(path)
+    if lock.series and lock.series != product.series:
+        return None
+    return lock
 
 
 def load(path: Path) -> Lock:

@@ -20,7 +20,6 @@ class ResolvedRepo:
     branch: str | None
     tag: str | None
     layers: tuple[str, ...]
-    boards: tuple[str, ...] = ()  # which boards add it ("" = the product's core repos)
 
 
 @dataclass
@@ -30,7 +29,6 @@ class ComposedBoard:
     variant: str
     kas_file: Path
     repos: dict[str, dict] = field(default_factory=dict)  # name -> {url|path, commit, branch}
-    sections: dict[str, list[localconf.Assignment]] = field(default_factory=dict)
 
 
 def stack_repos(product: Product, board: Board) -> dict[str, tuple[Repo, tuple[str, ...]]]:
@@ -68,8 +66,8 @@ def resolve(product: Product, board: Board, lock: Lock | None = None,
     return out
 
 
-def kas_document(product: Product, board: Board, variant: Variant, resolved: dict[str, ResolvedRepo]
-                 ) -> tuple[dict, dict[str, list[localconf.Assignment]]]:
+def kas_document(product: Product, board: Board, variant: Variant,
+                 resolved: dict[str, ResolvedRepo]) -> dict:
     repos: dict[str, dict | None] = {}
     for name in sorted(resolved):
         rr = resolved[name]
@@ -105,7 +103,7 @@ def kas_document(product: Product, board: Board, variant: Variant, resolved: dic
     if env:
         doc = {**{k: v for k, v in doc.items() if k != "local_conf_header"}, "env": env,
                "local_conf_header": doc["local_conf_header"]}
-    return doc, secs
+    return doc
 
 
 class _Dumper(yaml.SafeDumper):
@@ -130,12 +128,11 @@ def compose_board(product: Product, board_name: str, variant: str | None, out_di
     board = product.boards[board_name]
     var = product.variant(variant)
     resolved = resolve(product, board, lock, head_of)
-    doc, secs = kas_document(product, board, var, resolved)
+    doc = kas_document(product, board, var, resolved)
     kas_file = Path(out_dir) / f"{board.name}.yml"
     write_atomic(kas_file, dump(doc))
     return ComposedBoard(
         board=board.name, machine=board.machine, variant=var.name, kas_file=kas_file,
         repos={n: {("path" if r.repo.is_local else "url"): str(r.repo.path) if r.repo.is_local
                    else r.repo.url, "commit": r.commit, "branch": r.branch,
-                   "layers": list(r.layers)} for n, r in resolved.items()},
-        sections=secs)
+                   "layers": list(r.layers)} for n, r in resolved.items()})

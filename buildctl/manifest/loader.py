@@ -6,7 +6,6 @@ import string
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from buildctl.errors import ManifestError
 from buildctl.manifest import schema
@@ -229,21 +228,4 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         container_image=(data.get("container") or {}).get("image"),
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),
         smap=smap,
-        board_override_lines={n: smap.line(("board_overrides", n)) for n in overrides},
     )
-
-
-def as_plain(value: Any) -> Any:
-    """For --json output of models."""
-    from dataclasses import fields, is_dataclass
-
-    if is_dataclass(value):
-        return {f.name: as_plain(getattr(value, f.name)) for f in fields(value)
-                if f.name not in ("smap",)}
-    if isinstance(value, dict):
-        return {k: as_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [as_plain(v) for v in value]
-    if isinstance(value, (Path, SecretRef)):
-        return str(value)
-    return value

@@ -156,7 +156,6 @@ class Product:
     path: Path | None = None
     root: Path | None = None  # the product repository's top directory
     smap: SourceMap | None = field(default=None, compare=False, repr=False)
-    board_override_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def target(self) -> str:

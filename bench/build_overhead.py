@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "build")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "builder")]
 
-from buildctl.build.caches import CacheSettings  # noqa: E402
-from buildctl.build.image import ImageSpec, ensure_image  # noqa: E402
-from buildctl.build.orchestrate import Build, BuildRequest  # noqa: E402
-from buildctl.build.progress import ProgressView  # noqa: E402
-from buildctl.build.runner import BoardJob  # noqa: E402
-from buildctl.build.runtime import get_runtime  # noqa: E402
-from buildctl.build.runtime.docker import docker_client  # noqa: E402
+from buildctl.builder.caches import CacheSettings  # noqa: E402
+from buildctl.builder.image import ImageSpec, ensure_image  # noqa: E402
+from buildctl.builder.orchestrate import Build, BuildRequest  # noqa: E402
+from buildctl.builder.progress import ProgressView  # noqa: E402
+from buildctl.builder.runner import BoardJob  # noqa: E402
+from buildctl.builder.runtime import get_runtime  # noqa: E402
+from buildctl.builder.runtime.docker import docker_client  # noqa: E402
 from build_fixtures import make_bsp, make_poky, repos_of, write_kas  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main() -> int:
         os.chmod(root, 0o755)
         print(f"image {image}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
         if args.runtime == "docker":  # the floor: one container that does nothing
-            from buildctl.build.runtime.base import RunSpec
+            from buildctl.builder.runtime.base import RunSpec
             rt = get_runtime("docker", image)
             times = []
             for i in range(5):

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from buildctl.build.api import BuildArgs, build
+    from buildctl.builder.api import BuildArgs, build
     from buildctl.errors import UserError
 
     if args.jobs < 1:

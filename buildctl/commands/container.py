@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run_tag(args) -> int:
-    from buildctl.build.image import ImageSpec
+    from buildctl.builder.image import ImageSpec
 
     spec = ImageSpec(profile=args.profile)
     if args.json:
@@ -42,8 +42,8 @@ def run_tag(args) -> int:
 def run_build(args) -> int:
     import sys
 
-    from buildctl.build.image import ImageSpec, ensure_image
-    from buildctl.build.runtime.docker import docker_client
+    from buildctl.builder.image import ImageSpec, ensure_image
+    from buildctl.builder.runtime.docker import docker_client
 
     con = console(stderr=True)
     spec = ImageSpec(profile=args.profile)

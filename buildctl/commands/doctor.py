@@ -18,13 +18,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from buildctl.build.api import default_image
-    from buildctl.build.caches import settings_from_manifest
-    from buildctl.build.doctor import run_checks
+    from buildctl.builder.api import default_image
+    from buildctl.builder.caches import settings_from_manifest
+    from buildctl.builder.doctor import run_checks
 
     cache, runtime, image = None, args.runtime, default_image()
     if args.product:
-        from buildctl.build.jobs import load_target
+        from buildctl.builder.jobs import load_target
 
         target = load_target(args.product.resolve(), [], None, Path("/nonexistent"))
         cache, image = target.cache, target.image or image

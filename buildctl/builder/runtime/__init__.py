@@ -6,7 +6,7 @@ paths in reports are valid on the host too.
 """
 from __future__ import annotations
 
-from buildctl.build.runtime.base import Mount, Runtime, RunSpec, resolve_owner
+from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, resolve_owner
 from buildctl.errors import UserError
 
 RUNTIMES = ("docker", "podman", "host")
@@ -14,13 +14,13 @@ RUNTIMES = ("docker", "podman", "host")
 
 def get_runtime(name: str, image: str | None = None) -> Runtime:
     if name == "docker":
-        from buildctl.build.runtime.docker import DockerRuntime
+        from buildctl.builder.runtime.docker import DockerRuntime
         return DockerRuntime(image)
     if name == "podman":
-        from buildctl.build.runtime.podman import PodmanRuntime
+        from buildctl.builder.runtime.podman import PodmanRuntime
         return PodmanRuntime(image)
     if name == "host":
-        from buildctl.build.runtime.host import HostRuntime
+        from buildctl.builder.runtime.host import HostRuntime
         return HostRuntime()
     raise UserError(f"--runtime: unknown runtime {name!r} (choose from {', '.join(RUNTIMES)})")
 

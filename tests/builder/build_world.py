@@ -7,11 +7,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildctl.build.caches import CacheSettings
-from buildctl.build.orchestrate import Build, BuildRequest
-from buildctl.build.progress import PlainView
-from buildctl.build.runner import BoardJob
-from buildctl.build.runtime import get_runtime
+from buildctl.builder.caches import CacheSettings
+from buildctl.builder.orchestrate import Build, BuildRequest
+from buildctl.builder.progress import PlainView
+from buildctl.builder.runner import BoardJob
+from buildctl.builder.runtime import get_runtime
 
 from build_fixtures import make_bsp, make_poky, repos_of, write_kas
 

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from buildctl.build.caches import CacheSettings, preflight
+from buildctl.builder.caches import CacheSettings, preflight
 
 MIN_FREE_GIB = 50  # a Yocto image build with its caches
 

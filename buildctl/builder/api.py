@@ -4,15 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from buildctl.build.caches import settings_from_manifest
-from buildctl.build.epoch import source_date_epoch
-from buildctl.build.image import ImageSpec
-from buildctl.build.jobs import load_target
-from buildctl.build.orchestrate import Build, BuildRequest, SignalsToInterrupt
-from buildctl.build.progress import make_view
-from buildctl.build.report import BuildReport
-from buildctl.build.runner import own
-from buildctl.build.runtime import get_runtime, resolve_owner
+from buildctl.builder.caches import settings_from_manifest
+from buildctl.builder.epoch import source_date_epoch
+from buildctl.builder.image import ImageSpec
+from buildctl.builder.jobs import load_target
+from buildctl.builder.orchestrate import Build, BuildRequest, SignalsToInterrupt
+from buildctl.builder.progress import make_view
+from buildctl.builder.report import BuildReport
+from buildctl.builder.runner import own
+from buildctl.builder.runtime import get_runtime, resolve_owner
 from buildctl.errors import UserError
 
 

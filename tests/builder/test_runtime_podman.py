@@ -5,8 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from buildctl.build.runtime.base import Mount, RunSpec
-from buildctl.build.runtime.podman import PodmanRuntime
+from buildctl.builder.runtime.base import Mount, RunSpec
+from buildctl.builder.runtime.podman import PodmanRuntime
 
 FAKE = """#!/usr/bin/env python3
 import json, os, sys

@@ -24,10 +24,10 @@ from typing import Callable
 
 import yaml
 
-from buildctl.build.caches import CacheSettings
-from buildctl.build.logparse import BitbakeLog
-from buildctl.build.report import BoardReport, write_json
-from buildctl.build.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
+from buildctl.builder.caches import CacheSettings
+from buildctl.builder.logparse import BitbakeLog
+from buildctl.builder.report import BoardReport, write_json
+from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
 from buildctl.errors import UserError
 
 MODES = ("build", "dry-run", "parse-only")
@@ -315,7 +315,7 @@ class BoardRunner:
         spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{name}"[:120], argv=argv,
                        env=env, mounts=mounts, workdir=d / "work",
                        owner=self.opts.owner, network=network,
-                       labels={"org.buildctl.build": self.opts.build_id,
+                       labels={"org.buildctl.builder": self.opts.build_id,
                                "org.buildctl.board": job.name})
         phase = rep.phase(name)
         phase.status, phase.log = "running", str(d / "logs" / f"{name}.log")

@@ -5,10 +5,10 @@ import io
 
 from rich.console import Console
 
-from buildctl.build.caches import CacheSettings
-from buildctl.build.logparse import BitbakeLog
-from buildctl.build.progress import LiveView, PlainView
-from buildctl.build.runner import BoardJob, BoardRunner, BuildOptions
+from buildctl.builder.caches import CacheSettings
+from buildctl.builder.logparse import BitbakeLog
+from buildctl.builder.progress import LiveView, PlainView
+from buildctl.builder.runner import BoardJob, BoardRunner, BuildOptions
 
 
 def test_plain_view_prints_timestamped_phase_changes():

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from buildctl.build.caches import (CacheSettings, preflight, preflight_all,
+from buildctl.builder.caches import (CacheSettings, preflight, preflight_all,
                                    settings_from_manifest)
 from buildctl.errors import UserError
 

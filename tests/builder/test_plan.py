@@ -1,7 +1,7 @@
 """Board ordering by CPU tune and the split of CPUs between concurrent boards."""
 from __future__ import annotations
 
-from buildctl.build.plan import order_boards, split_threads
+from buildctl.builder.plan import order_boards, split_threads
 
 
 def test_first_board_of_each_tune_goes_first():

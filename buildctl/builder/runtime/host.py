@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 
-from buildctl.build.runtime.base import LineSink, ProcessTable, RunSpec
+from buildctl.builder.runtime.base import LineSink, ProcessTable, RunSpec
 
 
 class HostRuntime:

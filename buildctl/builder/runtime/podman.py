@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from buildctl.build.runtime.base import LineSink, ProcessTable, RunSpec
+from buildctl.builder.runtime.base import LineSink, ProcessTable, RunSpec
 from buildctl.errors import UserError
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from buildctl.build.image import CONTAINERS_DIR, ImageSpec, debian_mirror
+from buildctl.builder.image import CONTAINERS_DIR, ImageSpec, debian_mirror
 from buildctl.errors import UserError
 
 

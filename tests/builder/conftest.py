@@ -95,7 +95,7 @@ def builder_image(docker_engine) -> str:
     """The test-profile builder image, made by the registry-less path (cached by its tag)."""
     import docker
 
-    from buildctl.build.image import ImageSpec, ensure_image
+    from buildctl.builder.image import ImageSpec, ensure_image
 
     client = docker.DockerClient(base_url=docker_engine, timeout=900)
     t0 = time.monotonic()

@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildctl.build.caches import CacheSettings, preflight_all
-from buildctl.build.hashserve import SharedHashServer, find_hashserv
+from buildctl.builder.caches import CacheSettings, preflight_all
+from buildctl.builder.hashserve import SharedHashServer, find_hashserv
 from buildctl.errors import UserError
-from buildctl.build.plan import order_boards, split_threads
-from buildctl.build.progress import ProgressView
-from buildctl.build.report import BoardReport, BuildReport, write_json
-from buildctl.build.runner import BoardJob, BoardRunner, BuildOptions, chown_tree, own
-from buildctl.build.runtime.base import Runtime
+from buildctl.builder.plan import order_boards, split_threads
+from buildctl.builder.progress import ProgressView
+from buildctl.builder.report import BoardReport, BuildReport, write_json
+from buildctl.builder.runner import BoardJob, BoardRunner, BuildOptions, chown_tree, own
+from buildctl.builder.runtime.base import Runtime
 
 
 @dataclass

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from buildctl.build.runtime import get_runtime, resolve_owner
-from buildctl.build.runtime.base import RunSpec, allowed_host_env
+from buildctl.builder.runtime import get_runtime, resolve_owner
+from buildctl.builder.runtime.base import RunSpec, allowed_host_env
 from buildctl.errors import UserError
 
 

@@ -1,7 +1,7 @@
 """BitBake output parsing on samples in BitBake's real line formats (knotty, runqueue, msg)."""
 from __future__ import annotations
 
-from buildctl.build.logparse import parse_lines
+from buildctl.builder.logparse import parse_lines
 
 SUCCESS = """\
 Loading cache...done.

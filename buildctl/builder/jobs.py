@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from buildctl.build.runner import BoardJob
+from buildctl.builder.runner import BoardJob
 from buildctl.errors import UserError
 
 

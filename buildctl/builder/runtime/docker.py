@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from buildctl.build.runtime.base import LineSink, RunSpec, split_lines
+from buildctl.builder.runtime.base import LineSink, RunSpec, split_lines
 from buildctl.errors import UserError
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from buildctl.build.runtime.base import Mount, Runtime, RunSpec
+from buildctl.builder.runtime.base import Mount, Runtime, RunSpec
 from buildctl.errors import UserError
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from buildctl.build.logparse import BitbakeLog
+from buildctl.builder.logparse import BitbakeLog
 
 FINAL = ("succeeded", "failed", "interrupted", "skipped")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildctl.build.report import BoardReport
-from buildctl.build.runner import BoardJob, BoardRunner
+from buildctl.builder.report import BoardReport
+from buildctl.builder.runner import BoardJob, BoardRunner
 from buildctl.ota.mender.writer import ArtifactSpec, rootfs_payload, write_artifact
 
 

@@ -32,7 +32,7 @@ def head(repo: str) -> str:
 def test_real_bitbake_parses_and_plans_with_shared_caches(tmp_path, docker_engine):
     import docker
 
-    from buildctl.build.image import ImageSpec, ensure_image
+    from buildctl.builder.image import ImageSpec, ensure_image
 
     image = ensure_image(docker.DockerClient(base_url=docker_engine, timeout=1800),
                          ImageSpec(profile="scarthgap"), log=lambda m: None).tag

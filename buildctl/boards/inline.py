@@ -18,29 +18,36 @@ class NotEvaluable(Exception):
     """An inline expression outside the supported subset."""
 
 
+def _words(d: Datastore, var: str) -> set[str]:
+    return set((_getvar(d, var) or "").split())
+
+
 def _contains(d: Datastore, var: str, checkvalues, truevalue, falsevalue, _d=None):
-    val = set((d.get(var) or "").split())
+    val = _words(d, var)
     want = set(checkvalues.split()) if isinstance(checkvalues, str) else set(checkvalues)
     return truevalue if want <= val else falsevalue
 
 
 def _contains_any(d: Datastore, var: str, checkvalues, truevalue, falsevalue, _d=None):
-    val = set((d.get(var) or "").split())
+    val = _words(d, var)
     want = set(checkvalues.split()) if isinstance(checkvalues, str) else set(checkvalues)
     return truevalue if want & val else falsevalue
 
 
 def _filter(d: Datastore, var: str, words: str, _d=None):
-    val = set((d.get(var) or "").split())
+    val = _words(d, var)
     return " ".join(w for w in words.split() if w in val)
 
 
 def _conditional(d: Datastore, var: str, checkvalue, truevalue, falsevalue, _d=None):
-    return truevalue if (d.get(var) or "") == checkvalue else falsevalue
+    return truevalue if (_getvar(d, var) or "") == checkvalue else falsevalue
 
 
 def _getvar(d: Datastore, var: str, expand=True):
-    return d.get(var) if expand else d.get(var, expand_value=False)
+    if not expand:
+        return d.get(var, expand_value=False)
+    value = d.get(var)
+    return expand_inline(value, d) if value is not None else None
 
 
 # dotted name -> implementation taking the datastore first
@@ -51,6 +58,10 @@ FUNCTIONS: dict[str, Callable] = {
     "oe.utils.conditional": _conditional,
     "d.getVar": _getvar,
 }
+
+
+# string methods inline expressions apply to values (`d.getVar('X').replace('_', '-')`)
+STR_METHODS = ("replace", "strip", "lower", "upper")
 
 
 def _dotted(node: ast.AST) -> str:
@@ -111,6 +122,15 @@ def _eval(node: ast.AST, d: Datastore):
         if isinstance(op, ast.NotIn):
             return left not in right
         raise NotEvaluable(type(op).__name__)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in STR_METHODS and not isinstance(node.func.value, ast.Name)):
+        obj = _eval(node.func.value, d)
+        if not isinstance(obj, str):
+            raise NotEvaluable(f".{node.func.attr} on {type(obj).__name__}")
+        args = [_eval(a, d) for a in node.args]
+        if not all(isinstance(a, str) for a in args):
+            raise NotEvaluable(f".{node.func.attr} arguments")
+        return getattr(obj, node.func.attr)(*args)
     if isinstance(node, ast.Call):
         fn = FUNCTIONS.get(_dotted(node.func))
         if fn is None:

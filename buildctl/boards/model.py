@@ -47,4 +47,6 @@ class BoardSpec:
     kernel_imagetype: str = ""
     integration_layers: tuple[str, ...] = ()  # meta-mender-<suffix> layers this board uses
     integration_depends: dict[str, tuple[str, ...]] = field(default_factory=dict)  # layer -> LAYERDEPENDS
+    mtdids: str = ""  # UBI boards: MENDER_MTDIDS
+    bsp_layer: str = ""  # the layer that defines the MACHINE (display name, e.g. meta-freescale-3rdparty)
     origins: dict[str, str] = field(default_factory=dict)  # field -> where its value came from

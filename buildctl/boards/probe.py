@@ -32,6 +32,7 @@ PROBED = (
     "MACHINE_FEATURES",
     "EFI_PROVIDER",
     "MACHINEOVERRIDES",
+    "TRANSLATED_TARGET_ARCH",
     "UBOOT_MACHINE",
     "MKUBIFS_ARGS",
     "UBINIZE_ARGS",
@@ -43,11 +44,16 @@ PROBED = (
     "DEFAULTTUNE",
 )
 
-# What bitbake.conf sets around `include conf/machine/${MACHINE}.conf` and the probe needs:
-# before it (OVERRIDES reduced to the parts a machine conf can decide, MACHINEOVERRIDES's
-# `?=` default) and after it (defaults that apply when the machine set nothing).
+# What bitbake.conf sets around `include conf/machine/${MACHINE}.conf` that the probe needs:
+# before it, the variables OVERRIDES is made of that a machine conf decides (the target
+# architecture from the tune files, MACHINEOVERRIDES; TARGET_OS is "linux" with glibc), and
+# after it, defaults that apply when the machine set nothing.
 PROBE_BEFORE = (
-    'OVERRIDES = "linux:${MACHINEOVERRIDES}:forcevariable"\n'
+    'TUNE_ARCH ??= "INVALID"\n'
+    'TUNE_FEATURES ??= "${TUNE_FEATURES:tune-${DEFAULTTUNE}}"\n'
+    'TARGET_ARCH = "${TUNE_ARCH}"\n'
+    'TRANSLATED_TARGET_ARCH ??= "${@d.getVar(\'TARGET_ARCH\').replace(\'_\', \'-\')}"\n'
+    'OVERRIDES = "linux:${TRANSLATED_TARGET_ARCH}:${MACHINEOVERRIDES}:forcevariable"\n'
     'MACHINEOVERRIDES ?= "${MACHINE}"\n'
 )
 PROBE_AFTER = 'IMAGE_FSTYPES ?= "tar.gz"\n'

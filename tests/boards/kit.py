@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KIT = ROOT.parent / "shared" / "yocto-kit"
 
 OE_CORE = "git.openembedded.org.openembedded-core"
+YOCTO = "git.yoctoproject.org.meta-yocto"
 RPI = "github.com.agherzan.meta-raspberrypi.git"
 FSL = "github.com.Freescale.meta-freescale.git"
 FSL3 = "github.com.Freescale.meta-freescale-3rdparty.git"

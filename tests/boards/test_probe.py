@@ -10,7 +10,7 @@ from tests.boards import kit
 from tests.helpers import bb_oracle
 
 # The values new-board's proposals are made from.
-COMPARED = ("KERNEL_IMAGETYPE", "IMAGE_FSTYPES", "SERIAL_CONSOLES",
+COMPARED = ("KERNEL_IMAGETYPE", "TRANSLATED_TARGET_ARCH", "MACHINEOVERRIDES", "IMAGE_FSTYPES", "SERIAL_CONSOLES",
             "PREFERRED_PROVIDER_virtual/bootloader", "MACHINE_FEATURES", "EFI_PROVIDER",
             "UBOOT_MACHINE", "MENDER_MTDIDS", "MENDER_STORAGE_PEB_SIZE")
 
@@ -21,6 +21,8 @@ STACKS = {
     "jetson-orin-nano-devkit": [CORE, (kit.TEGRA, "", "meta-tegra")],
     "qemux86-64": [CORE],
     "vexpress-qemu-flash": [CORE, (kit.MENDER, "meta-mender-qemu", "meta-mender")],
+    "colibri-imx7-nand": [CORE, (kit.FSL, "", "meta-freescale"), (kit.FSL3, "", "meta-freescale-3rdparty")],
+    "genericx86-64": [CORE, (kit.YOCTO, "meta-yocto-bsp", "meta-yocto")],
 }
 
 
@@ -69,6 +71,8 @@ def test_unknown_machine_names_the_stack_and_a_near_miss():
     ("jetson-orin-nano-devkit", "tegra", False, "tegraflash", "/dev/mmcblk0"),
     ("qemux86-64", "grub-efi", False, "uefiimg", "/dev/sda"),
     ("vexpress-qemu-flash", "u-boot", True, "ubimg", None),
+    ("colibri-imx7-nand", "u-boot", True, "ubimg", None),
+    ("genericx86-64", "grub-efi", False, "uefiimg", "/dev/sda"),
 ])
 def test_proposals_follow_the_machine(machine, bootloader, ubi, image, device):
     prop = propose(probe_machine(_stack(machine), machine))

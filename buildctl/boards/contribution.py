@@ -58,13 +58,22 @@ def apply(checkout: Path, files: list[OutFile], message: str) -> str | None:
     for name in ("user.name", "user.email"):
         if _git(checkout, "config", name).returncode != 0:
             raise UserError(f"--apply {checkout}: git {name} is not set (the sign-off needs it)")
-    changed = []
+    planned: list[tuple[Path, str]] = []
     for f in files:
         target = checkout / f.path
         current = target.read_text() if target.is_file() else None
-        if current != f.text:
-            write_atomic(target, f.text)
-            changed.append(f.path)
+        if current is not None and f.edit is not None:
+            want = f.edit(current)  # the same change on the checkout's version of the file
+        elif current is None or current == f.text or current == f.old:
+            want = f.text
+        else:
+            raise UserError(f"--apply {checkout}: {f.path} exists with other content "
+                            "(remove it or pass --community to contribute against this checkout)")
+        if current != want:
+            planned.append((target, want))
+    for target, want in planned:
+        write_atomic(target, want)
+    changed = [str(t.relative_to(checkout)) for t, _ in planned]
     if not changed:
         return None
     r = _git(checkout, "add", "--", *changed)

@@ -6,8 +6,9 @@ so the same answers render the same bytes. Files are returned, not written (see 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 import jinja2
@@ -32,6 +33,9 @@ class OutFile:
     path: str  # relative to the output root (posix)
     text: str
     old: str | None = None  # previous content in the base (None: a new file)
+    # For a change to an existing file: the same change applied to any version of it (so a
+    # checkout that moved on since the base still takes it); None for whole new files.
+    edit: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
 
 @lru_cache(maxsize=1)
@@ -150,9 +154,10 @@ def contribution(spec: BoardSpec, base: CommunityBase) -> list[OutFile]:
         out += _integration_layer(spec, base, layer)
     ci = base.read(community.CI_WORKFLOW)
     if ci is not None:
-        new_ci = add_ci_entry(ci, spec.board)
+        edit = lambda text, board=spec.board: add_ci_entry(text, board)  # noqa: E731
+        new_ci = edit(ci)
         if new_ci != ci:
-            out.append(OutFile(community.CI_WORKFLOW, new_ci, ci))
+            out.append(OutFile(community.CI_WORKFLOW, new_ci, ci, edit))
     return sorted(out, key=lambda f: f.path)
 
 
@@ -172,14 +177,18 @@ def _integration_layer(spec: BoardSpec, base: CommunityBase, layer: str) -> list
                                         board_row=row), base.read(readme_path)),
         ]
     readme = base.read(readme_path)
-    if readme is None or f"`{spec.machine}`" in readme or spec.board in readme.split():
+    if readme is None:
         return []
-    return [OutFile(readme_path, add_readme_row(readme, row, spec), readme)]
+    edit = lambda text: add_readme_row(text, row, spec)  # noqa: E731
+    new = edit(readme)
+    return [OutFile(readme_path, new, readme, edit)] if new != readme else []
 
 
 def add_readme_row(readme: str, row: str, spec: BoardSpec) -> str:
     """Add the board to an existing README: after the last row of its board table, or after the
-    last item of its board list, else in a new section at the end."""
+    last item of its board list, else in a new section at the end (unchanged if it is there)."""
+    if f"`{spec.machine}`" in readme:
+        return readme
     lines = readme.split("\n")
     table = [i for i, l in enumerate(lines) if l.startswith("|") and spec.machine not in l]
     if len(table) >= 2:

@@ -59,7 +59,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, help="output directory (default: out/new-board/<board>)")
     p.add_argument("--community", type=Path,
                    help="meta-mender-community checkout or git directory to contribute to "
-                        "(default: the --apply checkout, else the series branch from the mirrors)")
+                        "(default: the series branch upstream, from the mirrors or the cache)")
     p.add_argument("--community-rev", help="revision of --community (default: HEAD / the series branch)")
     p.add_argument("--apply", type=Path, metavar="CHECKOUT",
                    help="commit the contribution to this meta-mender-community work tree")
@@ -98,8 +98,8 @@ class RichPrompter:
 
 
 def _base(args, series: str, cache: RepoCache) -> CommunityBase:
-    if args.community or args.apply:
-        path = args.community or args.apply
+    if args.community:
+        path = args.community
         git_dir = git_dir_of(path) if (Path(path) / ".git").exists() or not (Path(path) / "objects").is_dir() else Path(path)
         return open_base(git_dir, args.community_rev or ("HEAD" if (Path(path) / ".git").exists() else series))
     repo = Repo("meta-mender-community", community.COMMUNITY_URL, None, {}, ())

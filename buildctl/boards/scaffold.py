@@ -126,8 +126,29 @@ def _include_repos(base: CommunityBase, path: str) -> set[str]:
     return set((data.get("repos") or {}).keys())
 
 
-def contribution(spec: BoardSpec, base: CommunityBase) -> list[OutFile]:
-    """The files a board contribution adds or changes in the community checkout."""
+def floating_in_include(spec: BoardSpec, base: CommunityBase) -> list[tuple[str, str]]:
+    """(repo id, branch) of repositories an existing vendor include leaves unpinned and the
+    board does not pin itself: the board file pins them (see contribution(pins=...))."""
+    import yaml
+
+    if not (spec.bsp or spec.integration_layers):
+        return []
+    text = base.read(_vendor_include(spec))
+    if text is None:
+        return []
+    try:
+        repos = (yaml.safe_load(text) or {}).get("repos") or {}
+    except yaml.YAMLError:
+        return []
+    mine = {r.name for r in spec.bsp}
+    return [(rid, str(e.get("branch") or e.get("refspec") or spec.series)) for rid, e in repos.items()
+            if isinstance(e, dict) and e.get("url") and not e.get("commit") and rid not in mine]
+
+
+def contribution(spec: BoardSpec, base: CommunityBase,
+                 pins: dict[str, str] | None = None) -> list[OutFile]:
+    """The files a board contribution adds or changes in the community checkout. pins: commits
+    for repositories the existing vendor include leaves floating (repo id -> commit)."""
     out: list[OutFile] = []
     includes: list[str] = []
     board_repos = []
@@ -142,12 +163,13 @@ def contribution(spec: BoardSpec, base: CommunityBase) -> list[OutFile]:
         else:
             # The include exists: the board file pins the BSP repositories it was probed with
             # (kas merges them into the include's entries) and adds a missing integration layer.
-            board_repos = list(spec.bsp)
+            board_repos = list(spec.bsp) or [None]
             board_layers = [l for l in spec.integration_layers
                             if not re.search(rf"^\s*{re.escape(l)}:", existing, re.M)]
     board_text = render("kas_board.yml.j2", spec=spec, kas_format=community.KAS_FORMAT,
                         baseline=baseline(spec), includes=includes, board_repos=board_repos,
-                        board_layers=board_layers, conf_lines=local_conf_lines(spec))
+                        board_layers=board_layers, conf_lines=local_conf_lines(spec),
+                        pins=sorted((pins or {}).items()) if board_repos or board_layers else [])
     path = f"{community.KAS_DIR}/{spec.board}.yml"
     out.insert(0, OutFile(path, board_text, base.read(path)))
     for layer in spec.integration_layers:

@@ -112,6 +112,13 @@ def _base(args, series: str, cache: RepoCache) -> CommunityBase:
     return base
 
 
+def _include_url(base: CommunityBase, spec, rid: str) -> str:
+    import yaml
+
+    data = yaml.safe_load(base.read(f"{community.INCLUDE_DIR}/{spec.vendor}.yml") or "") or {}
+    return str(((data.get("repos") or {}).get(rid) or {}).get("url") or "")
+
+
 def _plan(targets: dict[Path, str], force: bool) -> tuple[list[Path], list[Path]]:
     """(files to write, files already up to date); refuses to overwrite without --force."""
     write, same = [], []
@@ -143,9 +150,21 @@ def run(args) -> int:
     if res.probe.layer.repo in {c.name for c in community.CORE_STACK} and res.probe.layer.path != "meta":
         core_layer = (res.probe.layer.repo, res.probe.layer.path)
     machine_text = scaffold.machine_manifest(spec, base, res.probe.conf_file, core_layer)
-    files = scaffold.contribution(spec, base)
+    pins: dict[str, str] = {}
+    unpinned: list[str] = []
+    for rid, branch in scaffold.floating_in_include(spec, base):
+        try:
+            pins[rid] = cache.branch_head(Repo(rid, _include_url(base, spec, rid), None, {}, ()), branch)
+            res.transcript.append((f"pin {rid}", pins[rid][:12], f"branch head of {branch} "
+                                   f"(floating in kas/include/{spec.vendor}.yml)"))
+        except (RepoAccessError, UserError) as e:
+            unpinned.append(rid)
+            res.transcript.append((f"pin {rid}", "(floating)", f"cannot resolve: {e}"))
+    files = scaffold.contribution(spec, base, pins)
     patch_text = make_patch(files)
-    post = scaffold.hub_post(spec, res.probe.conf_file, scaffold.known_issues(spec))
+    issues = scaffold.known_issues(spec) + [
+        f"kas/include/{spec.vendor}.yml leaves {rid} on a branch (no commit): pin it" for rid in unpinned]
+    post = scaffold.hub_post(spec, res.probe.conf_file, issues)
     out = args.out or Path("out/new-board") / spec.board
 
     targets: dict[Path, str] = {args.machines_dir / f"{spec.board}.yml": machine_text,

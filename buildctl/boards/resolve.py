@@ -164,7 +164,8 @@ def resolve(answers: Answers, cache: RepoCache, prompter: Prompter | None = None
     vendor_default = Sourced(None if from_core else _suffix(machine_layer.repo),
                              "default: no BSP repository, no vendor include" if from_core
                              else f"default: BSP repository {machine_layer.repo}")
-    vendor = pick("vendor", "vendor", "names the shared include kas/include/<vendor>.yml", vendor_default)
+    vendor = pick("vendor", "vendor" if (bsp or not from_core) else "",
+                  "names the shared include kas/include/<vendor>.yml", vendor_default)
     if vendor is None and bsp:
         raise UserError("vendor: required when the board has BSP repositories (--vendor)")
     bootloader = pick("bootloader", "bootloader integration",

@@ -83,17 +83,23 @@ class RichPrompter:
         self.con = con
 
     def ask(self, key, question, why, default, *, choices=None, kind=str):
-        from rich.prompt import Confirm, IntPrompt, Prompt
+        from rich.prompt import IntPrompt, Prompt
 
         if not question:
             return default
         self.con.print(f"[dim]{escape(why)}[/]")
-        if kind is bool:
-            return Confirm.ask(question, default=bool(default), console=self.con)
-        if kind is int:
-            return IntPrompt.ask(question, default=default, console=self.con)
-        kw = {"choices": list(choices)} if choices else {}
-        got = Prompt.ask(question, default=default if default is not None else "", console=self.con, **kw)
+        try:
+            if kind is bool:
+                got = Prompt.ask(question, choices=["y", "n"], default="y" if default else "n",
+                                 console=self.con)
+                return got == "y"
+            if kind is int:
+                return IntPrompt.ask(question, default=default, console=self.con)
+            kw = {"choices": list(choices)} if choices else {}
+            got = Prompt.ask(question, default=default if default is not None else "",
+                             console=self.con, **kw)
+        except EOFError:
+            raise UserError(f"input ended while asking: {question}") from None
         return got if got != "" or default is not None else None
 
 

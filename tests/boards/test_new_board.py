@@ -517,3 +517,62 @@ def test_hub_post_has_build_steps_and_the_test_checklist(generated):
     assert "GRUB environment access from Linux" in uefi and "U-Boot environment" not in uefi
     ubi = (tmp / "out" / "colibri-imx7-nand" / "hub-post.md").read_text()
     assert "`.ubimg`" in ubi and "MENDER_MTDIDS" not in ubi.split("## Known issues")[1]
+
+
+def test_interactive_asks_with_proposals_and_records_answers(tmp_path):
+    """Each question shows its one-line reason and the probed default; Enter keeps it."""
+    kit.need_kit()
+    from tests.conftest import run_cli
+
+    # series, BSP URL, board, bootloader, UBI, device, total, boot, data, description
+    answers = "\n\n\n\n\n/dev/nvme0n1\n\n\n\n\n"
+    r = subprocess.run([__import__("sys").executable, "-m", "buildctl", "new-board", "--interactive",
+                        "--machine", "genericx86-64", "--repo-ref-dir", str(kit.KIT), "--offline",
+                        "--out", str(tmp_path / "out"), "--machines-dir", str(tmp_path / "m")],
+                       input=answers, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(kit.ROOT), COLUMNS="250"))
+    assert r.returncode == 0, r.stderr
+    assert "the Linux device holding the A/B partitions" in r.stderr
+    assert "storage device (/dev/sda):" in r.stderr          # the proposal is the default
+    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") >= 4}
+    assert "asked" in rows["device"] and "/dev/nvme0n1" in rows["device"]
+    assert "genericx86-common.inc" in rows["bootloader"] and "(confirmed)" in rows["bootloader"]
+    assert "device: /dev/nvme0n1" in (tmp_path / "m" / "genericx86-64.yml").read_text()
+    ended = subprocess.run([__import__("sys").executable, "-m", "buildctl", "new-board", "--interactive",
+                            "--machine", "genericx86-64", "--repo-ref-dir", str(kit.KIT), "--offline",
+                            "--out", str(tmp_path / "o2"), "--machines-dir", str(tmp_path / "m2")],
+                           input="\n", capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=str(kit.ROOT)))
+    assert ended.returncode == 2 and "input ended while asking" in ended.stderr
+    assert not (tmp_path / "m2").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--machine", "raspberrypi4-46", "--vendor", "rpi",
+      "--bsp", "https://github.com/agherzan/meta-raspberrypi.git"],
+     "'raspberrypi4-46' is not defined by any layer"),
+    (["--machine", "raspberrypi4-64", "--vendor", "rpi",
+      "--bsp", "https://github.com/agherzan/meta-raspberrypi.git,branch=master"],
+     "branch 'master' does not follow the LTS series scarthgap"),
+    (["--machine", "raspberrypi4-64", "--series", "styhead"], "is not an LTS series"),
+    (["--machine", "raspberrypi4-64", "--vendor", "rpi",
+      "--bsp", "https://github.com/agherzan/meta-raspberrypi.git,commit=" + "0" * 40],
+     "not found"),
+    (["--vendor", "rpi"], "machine: required"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(flags, message, tmp_path, capsys):
+    kit.need_kit()
+    rc = main(["new-board", "--non-interactive", "--repo-ref-dir", str(kit.KIT), "--offline",
+               "--out", str(tmp_path / "out"), "--machines-dir", str(tmp_path / "m"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_answers_file_errors_name_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "a.yml"
+    bad.write_text("machine: genericx86-64\nstorage:\n  total_mb: -5\n")
+    rc = main(["new-board", "--answers", str(bad), "--non-interactive", "--out", str(tmp_path / "o"),
+               "--machines-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{bad}:3: total_mb: must be a positive whole number" in err

@@ -180,7 +180,7 @@ class Checker:
                          f"format {dep.since}: {dep.instead}", kf.path, kf.line("repos", rid, "refspec"))
             for key in ("branch", "refspec"):
                 value = entry.get(key)
-                if isinstance(value, str) and not _SHA.match(value) and value != "master" \
+                if isinstance(value, str) and not _SHA.match(value) \
                         and not community.on_lts_branch(value, self.series):
                     self.add(board, "lts-branch", f"repos.{rid}.{key} {value!r} does not follow the "
                              f"LTS series {self.series}", kf.path, kf.line("repos", rid, key))

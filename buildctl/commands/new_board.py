@@ -15,6 +15,7 @@ commits the contribution to a meta-mender-community work tree (signed off).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -105,9 +106,10 @@ class RichPrompter:
 
 def _base(args, series: str, cache: RepoCache) -> CommunityBase:
     if args.community:
-        path = args.community
-        git_dir = git_dir_of(path) if (Path(path) / ".git").exists() or not (Path(path) / "objects").is_dir() else Path(path)
-        return open_base(git_dir, args.community_rev or ("HEAD" if (Path(path) / ".git").exists() else series))
+        path = Path(args.community)
+        if (path / "objects").is_dir() and (path / "HEAD").is_file():  # a git directory (bare)
+            return open_base(path, args.community_rev or series)
+        return open_base(git_dir_of(path), args.community_rev or "HEAD")
     repo = Repo("meta-mender-community", community.COMMUNITY_URL, None, {}, ())
     try:
         head = cache.branch_head(repo, series)
@@ -185,7 +187,7 @@ def run(args) -> int:
         commit = apply_commit(args.apply, files, scaffold.commit_message(spec, base))
 
     if args.json:
-        print_json({"board": spec.board, "spec": spec, "transcript": [
+        print_json({"board": spec.board, "spec": dataclasses.asdict(spec), "transcript": [
             {"field": f, "value": v, "origin": o} for f, v, o in res.transcript],
             "written": [str(p) for p in write], "unchanged": [str(p) for p in same],
             "contribution": [f.path for f in files], "commit": commit})

@@ -9,7 +9,7 @@ import pytest
 from buildctl.boards.check import DirSource, GitSource, check_repository
 from tests.boards import kit
 from tests.boards.community_fixture import BASE, SHA_A, community_tree
-from tests.conftest import run_cli
+from buildctl.cli import main
 
 BOARD = BASE["kas/acme-board.yml"]
 ACME = BASE["kas/include/acme.yml"]
@@ -50,21 +50,27 @@ def test_variable_twice_names_both_lines(tmp_path):
     assert "kas/acme-board.yml:12" in f.message and '"0"' in f.message
 
 
-def test_cli_on_one_board_file_json_and_exit_code(tmp_path):
+def test_cli_on_one_board_file_json_and_exit_code(tmp_path, capsys):
     root = community_tree(tmp_path, BREAKS["machine-name"])
-    r = run_cli("board", "check", str(root / "kas/acme-board.yml"), "--json")
-    assert r.returncode == 1, r.stderr
-    out = json.loads(r.stdout)
+    assert main(["board", "check", str(root / "kas/acme-board.yml"), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
     assert [(f["code"], f["line"]) for f in out["findings"]] == [("machine-name", 7)]
-    assert out["findings"][0]["file"].endswith("kas/acme-board.yml")
-    ok = run_cli("board", "check", str(community_tree(tmp_path / "clean") / "kas/acme-board.yml"))
-    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert out["findings"][0]["file"] == str(root / "kas/acme-board.yml")
+    assert main(["board", "check", str(community_tree(tmp_path / "clean") / "kas/acme-board.yml")]) == 0
+    assert "0 findings" in capsys.readouterr().out
 
 
-def test_cli_bad_path_is_one_line_exit_2(tmp_path):
-    r = run_cli("board", "check", str(tmp_path / "nope.yml"))
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
+def test_cli_whole_checkout_text_output(tmp_path, capsys):
+    root = community_tree(tmp_path, BREAKS["variable-twice"])
+    assert main(["board", "check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"{root}/kas/acme-board.yml:14: MENDER_BOOT_PART_SIZE_MB" in out and "(variable-twice)" in out
+
+
+def test_cli_bad_path_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["board", "check", str(tmp_path / "nope.yml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file" in err
 
 
 def test_real_community_checkout_drifts():

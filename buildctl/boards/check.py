@@ -13,6 +13,7 @@ label, repos merged by id). Rules (codes):
 - layer-name: a layer of the repository not named meta-mender-<suffix>
 - layer-compat: a layer without LAYERSERIES_COMPAT, or one that leaves the series out
 - deprecated-key: kas keys newer formats replaced (refspec)
+- kas-format: a file using keys newer than the format version its header declares
 - kas-file: a file that is not readable YAML / not a kas project file
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ from buildctl.layers.layerinfo import layer_from_tree
 from buildctl.manifest.yamlsrc import SourceMap, loads
 
 RULES = ("floating-revision", "lts-branch", "baseline", "machine-name", "variable-twice",
-         "ci-matrix", "layer-name", "layer-compat", "deprecated-key", "kas-file")
+         "ci-matrix", "layer-name", "layer-compat", "deprecated-key", "kas-format", "kas-file")
 _SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
@@ -184,6 +185,21 @@ class Checker:
                         and not community.on_lts_branch(value, self.series):
                     self.add(board, "lts-branch", f"repos.{rid}.{key} {value!r} does not follow the "
                              f"LTS series {self.series}", kf.path, kf.line("repos", rid, key))
+        version = (kf.data.get("header") or {}).get("version")
+        for rid, entry in repos.items():
+            for key in ("commit", "branch"):
+                if isinstance(entry, dict) and key in entry and isinstance(version, int) \
+                        and version < community.KAS_FORMAT:
+                    self.add(board, "kas-format", f"repos.{rid}.{key} needs kas format "
+                             f"{community.KAS_FORMAT}, the header declares version {version}",
+                             kf.path, kf.line("repos", rid, key))
+        for rid, entry in repos.items():
+            if isinstance(entry, dict) and not entry.get("url") and not entry.get("path"):
+                for layer in (entry.get("layers") or {}):
+                    base = posixpath.basename(str(layer))
+                    if rid == "meta-mender-community" and not base.startswith(community.LAYER_PREFIX):
+                        self.add(board, "layer-name", f"layer {layer} of meta-mender-community is not "
+                                 "named meta-mender-<BSP suffix>", kf.path, kf.line("repos", rid, "layers", layer))
         defaults = (kf.data.get("defaults") or {}).get("repos") or {}
         if "refspec" in defaults:
             self.add(board, "deprecated-key", "defaults.repos.refspec is deprecated since kas "

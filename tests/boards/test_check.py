@@ -24,9 +24,11 @@ BREAKS = {
     "variable-twice": {"kas/acme-board.yml": BOARD + '  late: |\n    MENDER_BOOT_PART_SIZE_MB = "0"\n'},
     "ci-matrix": {".github/workflows/build.yml": BASE[".github/workflows/build.yml"].replace("[acme-board]", "[]")},
     "layer-name": {"meta-acme-mender/conf/layer.conf": LAYER},
+    "layer-name-ref": {"kas/include/acme.yml": ACME.replace("      meta-mender-acme:", "      acme-mender:")},
     "layer-compat": {"meta-mender-acme/conf/layer.conf": LAYER.replace('"scarthgap"', '"kirkstone"')},
     "deprecated-key": {"kas/include/acme.yml": ACME.replace("branch: scarthgap", "refspec: " + "b" * 40)
                        .replace(f"    commit: {'b' * 40}\n", "")},
+    "kas-format": {"kas/include/acme.yml": ACME.replace("version: 14", "version: 11")},
     "kas-file": {"kas/acme-board.yml": BOARD.replace("machine: acme-board", "machine: [acme-board")},
 }
 
@@ -39,7 +41,7 @@ def test_fixture_checkout_is_clean(tmp_path):
 def test_each_rule_reports_exactly_itself(rule, tmp_path):
     root = community_tree(tmp_path, BREAKS[rule])
     found = check_repository(DirSource(root), "scarthgap")
-    assert {f.code for f in found} == {rule}, [str(f) for f in found]
+    assert {f.code for f in found} == {rule.removesuffix("-ref")}, [str(f) for f in found]
     assert all(f.file and f.line for f in found), [str(f) for f in found]
 
 
@@ -83,6 +85,7 @@ def test_real_community_checkout_drifts():
     assert ("floating-revision", "kas/include/nxp.yml", 6) in at          # branch only
     assert ("deprecated-key", "kas/x86-virtual.yml", 9) in at             # refspec
     assert ("baseline", "kas/vexpress-qemu.yml", 3) in at                 # mender-base only
+    assert ("kas-format", "kas/include/tegra-base.yml", 24) in at         # commit: under version 11
     # and nothing the repository does right is reported: every board is in the CI matrix and
     # every layer names scarthgap in LAYERSERIES_COMPAT.
     assert not {c for c, _, _ in at} & {"ci-matrix", "layer-compat", "layer-name", "kas-file"}

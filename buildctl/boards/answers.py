@@ -91,6 +91,10 @@ def _check(key: str, value: Any, where: str) -> Any:
     elif key in ("description", "mtdids"):
         if not isinstance(value, str) or "\n" in value:
             bad("must be one line of text")
+        if key == "mtdids" and not re.match(r"^[A-Za-z0-9_.,=:@-]+$", value):
+            bad(f"{value!r} is not an mtdids list (e.g. nand0=gpmi-nand)")
+    if key == "integration_layer" and not value.startswith("meta-mender-"):
+        bad(f"{value!r}: integration layers are named meta-mender-<BSP suffix>")
     return value
 
 

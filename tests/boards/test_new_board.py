@@ -569,6 +569,21 @@ def test_bad_input_is_one_line_and_writes_nothing(flags, message, tmp_path, caps
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("text, message", [
+    ("machine: m\nintegration_layer: mender-acme\n", ":2: integration_layer: 'mender-acme': integration layers are named"),
+    ("machine: m\nmtdids: 'a\"b'\n", ":2: mtdids:"),
+    ("machine: m\nbootloader: lilo\n", ":2: bootloader: 'lilo' is not one of u-boot, grub-efi, tegra, none"),
+    ("machine: m\ncolour: red\n", ":2: unknown key 'colour'"),
+    ("machine: m\nbsp:\n  - url: https://x.invalid/r.git\n    commit: abc\n", ":3: bsp.commit: 'abc' is not a full"),
+])
+def test_answers_file_rejects_bad_values(text, message, tmp_path, capsys):
+    bad = tmp_path / "a.yml"
+    bad.write_text(text)
+    assert main(["new-board", "--answers", str(bad), "--non-interactive", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}{message}" in err and err.count("\n") == 1, err
+
+
 def test_answers_file_errors_name_file_and_line(tmp_path, capsys):
     bad = tmp_path / "a.yml"
     bad.write_text("machine: genericx86-64\nstorage:\n  total_mb: -5\n")

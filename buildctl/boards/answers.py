@@ -17,6 +17,7 @@ Answers file (YAML; every key optional except what the BSP cannot tell):
     storage: {device: /dev/mmcblk0, total_mb: 4096, boot_mb: 64, data_mb: 512}
     integration_layer: meta-mender-toradex-nxp   # default: meta-mender-<BSP suffix>
     mtdids: nand0=gpmi-nand           # UBI boards: MENDER_MTDIDS
+    fstypes_remove: [wic.bmap, wic.gz]  # BSP images to drop (default: probed disk images)
 
 Flags override the file; `--bsp URL[,branch=B][,commit=C][,layers=a+b][,name=N]`.
 """
@@ -36,7 +37,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _STORAGE = ("device", "total_mb", "boot_mb", "data_mb")
 TOP_KEYS = ("board", "machine", "description", "vendor", "series", "bsp", "bootloader", "ubi",
-            "storage", "integration_layer", "mtdids")
+            "storage", "integration_layer", "mtdids", "fstypes_remove")
 BSP_KEYS = ("name", "url", "branch", "commit", "layers")
 
 
@@ -88,6 +89,13 @@ def _check(key: str, value: Any, where: str) -> Any:
     elif key == "boot_mb":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             bad("must be a whole number of MiB (0 = no boot partition)")
+    elif key == "fstypes_remove":
+        if isinstance(value, str):
+            value = value.split()
+        if not isinstance(value, list) or not all(isinstance(t, str) and re.match(r"^[a-z0-9.+-]+$", t)
+                                                  for t in value):
+            bad("a list of image types (e.g. [wic, wic.bmap]; [] keeps every BSP image)")
+        value = tuple(value)
     elif key in ("description", "mtdids"):
         if not isinstance(value, str) or "\n" in value:
             bad("must be one line of text")
@@ -165,7 +173,8 @@ def parse_bsp_flag(spec: str) -> BspAnswer:
 FLAG_KEYS = {"board": "board", "machine": "machine", "description": "description", "vendor": "vendor",
              "series": "series", "bootloader": "bootloader", "ubi": "ubi", "device": "device",
              "total_mb": "total_mb", "boot_mb": "boot_mb", "data_mb": "data_mb",
-             "integration_layer": "integration_layer", "mtdids": "mtdids"}
+             "integration_layer": "integration_layer", "mtdids": "mtdids",
+             "fstypes_remove": "fstypes_remove"}
 
 
 def merge_flags(answers: Answers, args) -> Answers:

@@ -34,7 +34,6 @@ from buildctl.findings import Finding
 from buildctl.layers import bbconf
 from buildctl.layers.checks import check_assignments
 from buildctl.layers.gitfs import GitReadError, default_fs
-from buildctl.layers.layerinfo import layer_from_tree
 from buildctl.manifest.yamlsrc import SourceMap, loads
 
 RULES = ("floating-revision", "lts-branch", "baseline", "machine-name", "variable-twice",

@@ -209,7 +209,8 @@ def resolve(answers: Answers, cache: RepoCache, prompter: Prompter | None = None
     mtdids = answers.get("mtdids") or ""
     if mtdids:
         transcript.append(("mtdids", mtdids, answers.values["mtdids"].origin))
-    for k, s in (("fstypes_remove", prop.fstypes_remove), ("serial_console", prop.serial_console),
+    drop = answers.values.get("fstypes_remove") or prop.fstypes_remove
+    for k, s in (("fstypes_remove", drop), ("serial_console", prop.serial_console),
                  ("kernel_imagetype", prop.kernel_imagetype)):
         transcript.append((k, _show(s.value), s.origin))
         chosen[k] = s
@@ -217,7 +218,7 @@ def resolve(answers: Answers, cache: RepoCache, prompter: Prompter | None = None
         board=board, machine=machine, description=description, vendor=vendor or "", series=series,
         bsp=tuple(bsp), bootloader=bootloader, ubi=bool(ubi), image_type=image.value,
         device=device, total_mb=int(total), boot_mb=int(boot), data_mb=int(data),
-        fstypes_remove=tuple(dict.fromkeys(prop.fstypes_remove.value)), serial_console=prop.serial_console.value,
+        fstypes_remove=tuple(dict.fromkeys(drop.value)), serial_console=prop.serial_console.value,
         kernel_imagetype=prop.kernel_imagetype.value, integration_layers=integ,
         integration_depends=depends, mtdids=mtdids, bsp_layer=machine_layer.name,
         origins={k: v.origin for k, v in chosen.items()},

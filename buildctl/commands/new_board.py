@@ -55,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--data-mb", type=int, help="data partition size in MiB")
     p.add_argument("--integration-layer", help="meta-mender-<suffix> layer name")
     p.add_argument("--mtdids", help="UBI boards: MENDER_MTDIDS")
+    p.add_argument("--fstypes-remove", metavar="'TYPE ...'",
+                   help="BSP image types to drop with IMAGE_FSTYPES:remove (default: the probed "
+                        "disk images the Mender image replaces; '' keeps all)")
     p.add_argument("--machines-dir", type=Path, default=Path("machines"),
                    help="where machines/<board>.yml goes (default: machines)")
     p.add_argument("--out", type=Path, help="output directory (default: out/new-board/<board>)")

@@ -8,7 +8,7 @@ import pytest
 
 from buildctl.boards.check import DirSource, GitSource, check_repository
 from tests.boards import kit
-from tests.boards.community_fixture import BASE, SHA_A, community_tree
+from tests.boards.community_fixture import BASE, community_tree
 from buildctl.cli import main
 
 BOARD = BASE["kas/acme-board.yml"]

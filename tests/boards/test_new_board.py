@@ -522,7 +522,6 @@ def test_hub_post_has_build_steps_and_the_test_checklist(generated):
 def test_interactive_asks_with_proposals_and_records_answers(tmp_path):
     """Each question shows its one-line reason and the probed default; Enter keeps it."""
     kit.need_kit()
-    from tests.conftest import run_cli
 
     # series, BSP URL, board, bootloader, UBI, device, total, boot, data, description
     answers = "\n\n\n\n\n/dev/nvme0n1\n\n\n\n\n"

@@ -590,3 +590,30 @@ def test_answers_file_errors_name_file_and_line(tmp_path, capsys):
                "--machines-dir", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert rc == 2 and f"{bad}:3: total_mb: must be a positive whole number" in err
+
+
+def test_whole_checkout_check_finds_nothing_in_the_contributed_files(generated, capsys):
+    """With the layer rules too (they run on whole checkouts): the skeleton layer's name and
+    LAYERSERIES_COMPAT, the CI entries, the new include."""
+    _, checkout = generated
+    main(["board", "check", str(checkout), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    ours = {p for files in NEW_FILES.values() for p in files} | {".github/workflows/build.yml"}
+    mine = [f for f in out["findings"] if f["file"].split(f"{checkout}/", 1)[1] in ours]
+    assert mine == []
+    # upstream's own drifts are still there (the checkout is the real repository)
+    assert any(f["code"] == "machine-name" and f["file"].endswith("kas/raspberrypi4-64.yml")
+               for f in out["findings"])
+
+
+def test_the_fstypes_proposal_can_be_overridden(tmp_path, capsys):
+    kit.need_kit()
+    answers = tmp_path / "a.yml"
+    answers.write_text(CASES["genericx86-64"])
+    rc = main(["new-board", "--answers", str(answers), "--fstypes-remove", "", "--repo-ref-dir",
+               str(kit.KIT), "--offline", "--non-interactive", "--machines-dir", str(tmp_path / "m"),
+               "--out", str(tmp_path / "o")])
+    assert rc == 0
+    assert "flag --fstypes-remove" in capsys.readouterr().out
+    assert "IMAGE_FSTYPES" not in (tmp_path / "o/contribution/kas/genericx86-64.yml").read_text()
+    assert "local_conf: {}" in (tmp_path / "m/genericx86-64.yml").read_text()

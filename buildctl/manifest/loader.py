@@ -12,7 +12,7 @@ from buildctl.manifest import schema
 from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Product, ProductMender, Publish,
                                      Ref, Release, Repo, Sbom, Storage, Variant)
 from buildctl.manifest.yamlsrc import SourceMap, load as load_yaml
-from buildctl.refs import SecretRef
+from buildctl.secrets import SecretRef
 
 # Variables that typed fields own: setting them in local_conf would fight the field.
 OWNED_VARIABLES = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 from buildctl.manifest.yamlsrc import SourceMap
-from buildctl.refs import SecretRef
+from buildctl.secrets import SecretRef
 
 
 class ConfValue(str):

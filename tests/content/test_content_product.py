@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildctl.refs import SecretRef
+from buildctl.secrets import SecretRef
 
 from ._helpers import HEX40, LAYERS, MACHINES, ROOT, SERIES, load_yaml, product_file
 

@@ -122,9 +122,9 @@ def _packages(c: Context) -> str | None:
     return _words(pkgs)
 
 
-def _image_features(c: Context) -> str | None:
+def _image_features(c: Context) -> str | None:  # written with += (which adds the space)
     p = c.product.image_features
-    return _words(list(p) + [f for f in c.variant.image_features if f not in p])
+    return " ".join(list(p) + [f for f in c.variant.image_features if f not in p]) or None
 
 
 def _signature_handler(c: Context) -> str | None:
@@ -196,7 +196,7 @@ BINDINGS: tuple[Binding, ...] = (
             reverse=Reverse("product", ("cache", "sstate_dir"), ops=("=", "?="))),
     Binding("cache.hermetic", "BB_NO_NETWORK", BUILD),
     Binding("sbom.spdx", "INHERIT", LOCAL_CONF, SBOM, op="+=",
-            render=lambda c: " create-spdx" if c.product.sbom.spdx else None,
+            render=lambda c: "create-spdx" if c.product.sbom.spdx else None,
             reverse=Reverse("product", ("sbom", "spdx"), "inherit", ("+=",)), user_may_set=True),
     Binding("sbom.include_sources", "SPDX_INCLUDE_SOURCES", LOCAL_CONF, SBOM,
             render=lambda c: "1" if c.product.sbom.spdx and c.product.sbom.include_sources else None),

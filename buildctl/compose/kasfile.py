@@ -66,6 +66,23 @@ def resolve(product: Product, board: Board, lock: Lock | None = None,
     return out
 
 
+def _patches(rr: ResolvedRepo, resolved: dict[str, ResolvedRepo]) -> dict[str, dict]:
+    """kas ``patches`` for one repo: kas applies patch files kept in a repository of the
+    project, so each must lie inside one of the stack's local (path:) repositories."""
+    out: dict[str, dict] = {}
+    for i, patch in enumerate(rr.repo.patches):
+        p = Path(patch)
+        holder = next((n for n, r in sorted(resolved.items()) if r.repo.is_local and r.repo.path
+                       and p.is_relative_to(r.repo.path)), None)
+        if holder is None:
+            raise ManifestError(rr.repo.source or "", f"patch {p} is not inside one of the product's "
+                                "path: repositories (kas applies patches kept in a repository)",
+                                line=rr.repo.line, field=f"repos.{rr.repo.name}.patches")
+        out[f"{i + 1:03d}-{p.name}"] = {"repo": holder,
+                                        "path": str(p.relative_to(resolved[holder].repo.path))}
+    return out
+
+
 def kas_document(product: Product, board: Board, variant: Variant,
                  resolved: dict[str, ResolvedRepo], verify_key: Path | None = None) -> dict:
     repos: dict[str, dict | None] = {}
@@ -82,6 +99,9 @@ def kas_document(product: Product, board: Board, variant: Variant,
                 entry["tag"] = rr.tag
             if rr.commit:
                 entry["commit"] = rr.commit
+        patches = _patches(rr, resolved)
+        if patches:
+            entry["patches"] = patches
         if not rr.layers:  # a repo without layers (bitbake): kas must not add its root
             entry["layers"] = {".": "disabled"}
         elif rr.layers != (".",):

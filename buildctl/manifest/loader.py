@@ -115,11 +115,21 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         path = None
         if "path" in r:
             path = (base / r["path"]).resolve()
+        extends = "url" not in r and "path" not in r
+        if extends and r.get("patches"):
+            raise smap.error(keypath + (name, "patches"), "patches of a core repo go with the repo in "
+                                                          "the product manifest")
+        patches = []
+        for i, patch in enumerate(r.get("patches") or ()):
+            p = (base / patch).resolve()
+            if not p.is_file():
+                raise smap.error(keypath + (name, "patches", i), f"no patch file {p}")
+            patches.append(str(p))
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
                            layers=tuple(r["layers"]) if "layers" in r else (".",),
-                           patches=tuple(r.get("patches") or ()), source=smap.path,
+                           patches=tuple(patches), source=smap.path,
                            line=smap.line(keypath + (name,)),
-                           extends="url" not in r and "path" not in r)
+                           extends=extends)
     return repos
 
 

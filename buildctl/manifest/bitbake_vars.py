@@ -61,8 +61,8 @@ class Reverse:
     scope: str  # "board" | "product": the manifest the field belongs to
     path: tuple[str, ...]
     kind: str = "scalar"
-    ops: tuple[str, ...] = ("=",)
-    keys: tuple[str, ...] = ()  # variable spellings accepted besides the row's own
+    ops: tuple[str, ...] = ("=",)  # operators accepted with the row's variable
+    forms: tuple[tuple[str, str], ...] = ()  # other (variable spelling, operator) pairs accepted
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,13 @@ BINDINGS: tuple[Binding, ...] = (
             render=lambda c: "1" if c.product.sbom.spdx and c.product.sbom.include_sources else None),
     Binding("packages (product, board, variant)", "IMAGE_INSTALL:append", LOCAL_CONF, IMAGE,
             render=_packages,
-            reverse=Reverse("board", ("packages",), "words", ("=", "+="), keys=("IMAGE_INSTALL",))),
+            reverse=Reverse("board", ("packages",), "words", ("=", "+="),
+                            forms=(("IMAGE_INSTALL", "+="),))),
     Binding("image_features (product, variant)", "EXTRA_IMAGE_FEATURES", LOCAL_CONF, IMAGE, op="+=",
             render=_image_features,
             reverse=Reverse("board", ("image_features",), "words", ("=", "+="),
-                            keys=("EXTRA_IMAGE_FEATURES:append",))),
+                            forms=(("EXTRA_IMAGE_FEATURES:append", "+="),
+                                   ("EXTRA_IMAGE_FEATURES:append", "=")))),
     Binding("the product repository's last commit", "SOURCE_DATE_EPOCH", BUILD),
 )
 
@@ -248,9 +250,10 @@ def reverse_rules() -> dict[tuple[str, str], Binding]:
     for b in BINDINGS:
         if b.reverse is None:
             continue
-        for key in (b.var, *b.reverse.keys):
-            for op in b.reverse.ops:
-                out.setdefault((key, op), b)
+        for form in ((b.var, op) for op in b.reverse.ops):
+            out.setdefault(form, b)
+        for form in b.reverse.forms:
+            out.setdefault(form, b)
     return out
 
 
@@ -262,3 +265,7 @@ def reference_table() -> str:
         may = "adds to it" if b.user_may_set else "refused"
         lines.append(f"| {b.field} | `{b.var}` | {b.where} | `{b.op}` | {may} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # regenerate the table in docs/manifests.md
+    print(reference_table(), end="")

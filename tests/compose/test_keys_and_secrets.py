@@ -123,3 +123,52 @@ def test_real_kas_accepts_the_key_repo_and_forwards_the_token(tmp_path):
     assert r.returncode == 0, r.stderr
     dumped = yaml.safe_load(r.stdout)
     assert "buildctl-keys" in dumped["repos"] and "MENDER_TENANT_TOKEN" in dumped["env"]
+
+
+@pytest.mark.skipif(shutil.which("kas") is None and os.environ.get("CI") != "true",
+                    reason="kas is not installed")
+def test_build_puts_the_token_where_kas_hands_it_to_bitbake(tmp_path):
+    """buildctl build resolves the reference into the build's environment; kas forwards the
+    variable to BitBake (BB_ENV_PASSTHROUGH_ADDITIONS) because the kas file names it."""
+    from buildctl.builder.caches import CacheSettings
+    from buildctl.builder.jobs import from_product
+    from buildctl.builder.runner import BoardRunner, BuildOptions
+    from tests.compose.test_patches import INIT_ENV
+    from tests.helpers.products import commit_more
+
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "token").write_text(TOKEN + "\n")
+    path = _product(tmp_path, tenant_token="file:../token")
+    d = yaml.safe_load(path.read_text())
+    d["repos"]["poky"]["refs"]["scarthgap"]["commit"] = commit_more(
+        tmp_path / "ws" / "repos" / "poky", {"oe-init-build-env": INIT_ENV})
+    write_yaml(path, d)
+    target = from_product(path, ["qemux86-64"], None, tmp_path / "compose")
+    (job,) = target.jobs
+    assert TOKEN not in job.kas_file.read_text() and TOKEN not in repr(job)
+
+    class _Docker:
+        name = "docker"
+
+    opts = BuildOptions(out_dir=tmp_path / "out", owner=(os.getuid(), os.getgid()))
+    runner = BoardRunner(_Docker(), CacheSettings(tmp_path / "s", tmp_path / "d", tmp_path / "g"),
+                         opts, {})
+    env = runner._container_env(job, network=False)
+    assert env["MENDER_TENANT_TOKEN"] == TOKEN
+    work = tmp_path / "kaswork"
+    work.mkdir()
+    kas_env = {**os.environ, "KAS_WORK_DIR": str(work), "HOME": str(tmp_path),
+               "MENDER_TENANT_TOKEN": env["MENDER_TENANT_TOKEN"]}
+    r = subprocess.run(["kas", "shell", str(job.kas_file), "-c",
+                        'echo "token=$MENDER_TENANT_TOKEN"; echo "pass=$BB_ENV_PASSTHROUGH_ADDITIONS"'],
+                       cwd=work, capture_output=True, text=True, env=kas_env)
+    assert r.returncode == 0, r.stderr
+    assert f"token={TOKEN}" in r.stdout
+    assert "MENDER_TENANT_TOKEN" in next(x for x in r.stdout.splitlines() if x.startswith("pass=")).split()
+    # an unset reference fails the board with one line naming it, not a silent "dummy" token
+    d["mender"]["tenant_token"] = "env:BUILDCTL_TEST_NO_SUCH_TOKEN"
+    write_yaml(path, d)
+    (job,) = from_product(path, ["qemux86-64"], None, tmp_path / "compose2").jobs
+    from buildctl.errors import UserError
+    with pytest.raises(UserError, match="env:BUILDCTL_TEST_NO_SUCH_TOKEN: variable is not set"):
+        runner._container_env(job, network=False)

@@ -12,7 +12,9 @@ from tests.conftest import run_cli
 from tests.helpers.products import commit_more, make_repo, simple_product, write_yaml
 
 # what kas sources after checkout; the fixture core repository has no OE to set up
-INIT_ENV = 'BUILDDIR="$(readlink -f "${1:-build}")"; mkdir -p "$BUILDDIR/conf"; cd "$BUILDDIR"; export BUILDDIR\n'
+# (like OE-core's, it starts BitBake's pass-through list, which kas then extends)
+INIT_ENV = ('BUILDDIR="$(readlink -f "${1:-build}")"; mkdir -p "$BUILDDIR/conf"; cd "$BUILDDIR"; '
+            'export BUILDDIR; export BB_ENV_PASSTHROUGH_ADDITIONS="BUILDDIR"\n')
 
 PATCH = """\
 diff --git a/PATCHED b/PATCHED

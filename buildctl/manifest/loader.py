@@ -47,6 +47,9 @@ def _one_line(data, smap: SourceMap, keypath: tuple = ()) -> None:
     elif isinstance(data, str) and not data.isprintable():
         raise smap.error(keypath, f"{_show(data)} is not one line of printable text "
                                   "(no newlines, tabs or control characters)")
+    elif isinstance(data, str) and bitbake_vars.quote(data) is None:
+        raise smap.error(keypath, "BitBake cannot read a value holding exactly one \" and exactly "
+                                  "one ' (drop or double one of them)")
 
 
 def _show(text: str, limit: int = 40) -> str:

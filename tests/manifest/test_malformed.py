@@ -127,6 +127,7 @@ PRODUCT_CASES = [
     ("newline in server url", _sub(GOOD_PRODUCT, "mender: {", 'mender: {server_url: "https://x\\nMENDER_X = 1", '), 13, r"mender\.server_url: .* not one line"),
     ("newline in secret reference", _sub(GOOD_PRODUCT, '"env:SIGNING_KEY"', '"env:SIGNING_KEY\\n"'), 13, r"mender\.signing_key: .* not one line"),
     ("newline in mirror", _sub(GOOD_PRODUCT, "hashserve: auto", 'hashserve: auto, sstate_mirrors: ["file://.* http://m/PATH\\n"]'), 14, r"cache\.sstate_mirrors\[0\]: .* not one line"),
+    ("unquotable server url", _sub(GOOD_PRODUCT, "mender: {", '''mender: {server_url: "https://x/it's/\\"a", '''), 13, r"mender\.server_url: BitBake cannot read a value holding exactly one"),
     ("carriage return in artifact name", _sub(GOOD_PRODUCT, "{board}\"", "{board}\\r\""), 11, r"release\.artifact_name: .* not one line"),
 ]
 

@@ -2,10 +2,10 @@
 board's layers compute (meta-mender defaults MENDER_DEVICE_TYPE to MACHINE; BSP integration
 layers may set their own, e.g. a ``-grub`` suffix).
 
-The layers are read at their pinned commits with buildctl's BitBake parser: every class of the
-stack that assigns a device type variable, the machine configuration and the composed
+The layers are read at their pinned commits with buildctl's BitBake parser: the assignments of
+the device type variables in the stack's layer.conf files and classes, and the composed
 local.conf, evaluated with the board's overrides (MACHINE, MACHINEOVERRIDES and the Mender
-features compose enables).
+features compose enables). Features a distro enables on its own are not seen.
 """
 from __future__ import annotations
 
@@ -76,13 +76,17 @@ def from_layers(product: Product, board: Board, layers: list[LayerInfo],
     conf = next((l.machines[board.machine] for l in layers if board.machine in l.machines), None)
     machine_vars = machine_variables(layers, conf, local_conf) if conf else {}
     classes, files = _class_statements(layers)
+    layer_confs = [st for layer in layers for st in layer.statements
+                   if st.kind == "assign" and not st.flag and st.var.startswith("MENDER_DEVICE_TYPE")]
+    files += sorted({st.filename for st in layer_confs})
     if not files:
         return DeviceTypes(board.name, None, (), "no layer of the stack sets a device type")
     enabled, _ = _features(Context(product, board, product.variant(None)))
     overrides = [*machine_vars.get("MACHINEOVERRIDES", board.machine).split(":"), board.machine,
                  *enabled]
     overrides = [o for o in dict.fromkeys(overrides) if o and "$" not in o]
-    d = bbconf.datastore([*local_conf, *classes], {"MACHINE": board.machine},
+    # BitBake's order: the layers' layer.conf, local.conf (and the machine), then global classes
+    d = bbconf.datastore([*layer_confs, *local_conf, *classes], {"MACHINE": board.machine},
                          overrides=overrides)
     values = d.as_dict()
     first = values.get("MENDER_DEVICE_TYPE") or None

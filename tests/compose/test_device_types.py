@@ -106,3 +106,24 @@ def test_real_meta_mender_gives_beaglebone_with_grub_its_grub_device_type(tmp_pa
         (t,) = json.loads(r.stdout)
         assert (t["device_type"], t["compatible"]) == (expected, [expected])
         assert t["source"] == "meta-mender/meta-mender-core/classes/mender-setup.bbclass"
+
+
+@pytest.mark.skipif(not META_MENDER.is_dir() and os.environ.get("CI") != "true",
+                    reason="the yocto kit (../shared/yocto-kit) is not here")
+def test_an_integration_layer_conf_sets_its_own_device_type(tmp_path):
+    """meta-mender-qemu's layer.conf names qemux86-64 with GRUB on BIOS `<machine>-bios`."""
+    root = tmp_path / "ws"
+    path = simple_product(root, boards=("qemux86-64",))
+    d = yaml.safe_load(path.read_text())
+    d["repos"]["meta-mender"] = {"url": META_MENDER.as_uri(), "refs": {"scarthgap": {
+        "branch": "scarthgap", "commit": SCARTHGAP_MENDER}},
+        "layers": ["meta-mender-core", "meta-mender-qemu"]}
+    write_yaml(path, d)
+    data = board_data("qemux86-64", bootloader="grub-bios", image_types=["biosimg", "mender"])
+    del data["mender"]["device_types"]
+    write_yaml(root / "machines" / "qemux86-64.yml", data)
+    r = run_cli("compose", str(path), "--explain", "--json")
+    assert r.returncode == 0, r.stderr
+    (t,) = json.loads(r.stdout)
+    assert t["device_type"] == "qemux86-64-bios" and t["compatible"] == ["qemux86-64-bios"]
+    assert "meta-mender-qemu/conf/layer.conf" in t["source"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from buildctl.layers import bbconf
 from buildctl.layers.checks import machine_variables
 from buildctl.layers.layerinfo import LayerInfo
-from buildctl.manifest.bitbake_vars import Context, _features
+from buildctl.manifest.bitbake_vars import Context, mender_features
 from buildctl.manifest.model import Board, Product
 
 VARS = ("MENDER_DEVICE_TYPE", "MENDER_DEVICE_TYPES_COMPATIBLE")
@@ -81,7 +81,7 @@ def from_layers(product: Product, board: Board, layers: list[LayerInfo],
     files += sorted({st.filename for st in layer_confs})
     if not files:
         return DeviceTypes(board.name, None, (), "no layer of the stack sets a device type")
-    enabled, _ = _features(Context(product, board, product.variant(None)))
+    enabled, _ = mender_features(Context(product, board, product.variant(None)))
     overrides = [*machine_vars.get("MACHINEOVERRIDES", board.machine).split(":"), board.machine,
                  *enabled]
     overrides = [o for o in dict.fromkeys(overrides) if o and "$" not in o]

@@ -11,7 +11,7 @@ assignment of that variable becomes, and from which operators.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from buildctl.manifest.model import Board, Product, Variant
 
@@ -95,7 +95,8 @@ def _str(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _features(c: Context) -> tuple[list[str], list[str]]:
+def mender_features(c: Context) -> tuple[list[str], list[str]]:
+    """(meta-mender features to enable, to disable) for the board's bootloader and image types."""
     m = c.board.mender
     enable: list[str] = []
     disable: list[str] = []
@@ -160,9 +161,9 @@ BINDINGS: tuple[Binding, ...] = (
             render=lambda c: _str(c.board.mender.storage.alignment_kb and
                                   c.board.mender.storage.alignment_kb * 1024), scope="board"),
     Binding("mender.bootloader, mender.image_types", "MENDER_FEATURES_ENABLE:append", LOCAL_CONF,
-            MENDER, render=lambda c: _words(_features(c)[0]), user_may_set=True, scope="board"),
+            MENDER, render=lambda c: _words(mender_features(c)[0]), user_may_set=True, scope="board"),
     Binding("mender.bootloader, mender.image_types", "MENDER_FEATURES_DISABLE:append", LOCAL_CONF,
-            MENDER, render=lambda c: _words(_features(c)[1]), user_may_set=True, scope="board"),
+            MENDER, render=lambda c: _words(mender_features(c)[1]), user_may_set=True, scope="board"),
     Binding("release.artifact_name", "MENDER_ARTIFACT_NAME", LOCAL_CONF, MENDER,
             render=lambda c: c.product.artifact_name(c.board.name, c.variant.name),
             reverse=Reverse("product", ("release", "artifact_name"), "artifact-name")),

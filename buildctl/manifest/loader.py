@@ -20,8 +20,8 @@ _FREE_TEXT = {"description"}  # top-level fields that never reach a BitBake or k
 # Fields the schema accepts that nothing consumes yet, refused until their issue lands (then
 # delete the entry): keypath -> (is the value a request?, what to say)
 NOT_SUPPORTED_YET = {
-    ("sbom", "cyclonedx"): (lambda v: v is True, "CycloneDX SBOMs are not supported yet "
-                                                  "(remove the field or set it to false)"),
+    ("sbom", "cyclonedx"): (lambda v: v is True, ("CycloneDX SBOMs are not supported yet "
+                                                   "(remove the field or set it to false)")),
     ("publish",): (lambda v: bool(v), "publishing is not supported yet (remove publish:)"),
 }
 _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", re.I)

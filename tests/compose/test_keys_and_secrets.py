@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -51,7 +52,7 @@ def test_require_signed_gives_devices_the_public_half_of_the_signing_key(tmp_pat
     mender = doc["local_conf_header"]["10-buildctl-mender"]
     line = next(x for x in mender.splitlines() if x.startswith("MENDER_ARTIFACT_VERIFY_KEY"))
     installed = line.split('"')[1]
-    assert os.path.isabs(installed) and open(installed, "rb").read() == _pub(key)
+    assert os.path.isabs(installed) and Path(installed).read_bytes() == _pub(key)
     # the key's directory is a kas repo without layers (so builds mount it), nothing private in it
     assert doc["repos"]["buildctl-keys"] == {"path": os.path.dirname(installed), "layers": {".": "disabled"}}
     assert "PRIVATE" not in _all_text(out)

@@ -144,7 +144,7 @@ def test_refused_fields_are_refused_in_one_line(tmp_path, keypath, value):
     write_yaml(path, d)
     with pytest.raises(ManifestError, match="not supported yet") as exc:
         load_product(path)
-    assert "\n" not in str(exc.value) and f"demo.yml:" in str(exc.value)
+    assert "\n" not in str(exc.value) and "demo.yml:" in str(exc.value)
 
 
 def test_docs_reference_table_is_the_table():

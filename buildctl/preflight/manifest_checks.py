@@ -106,23 +106,25 @@ def _mender(product: Product, board: Board) -> list[Finding]:
     if "mender" not in m.image_types:
         out.append(_f(board, "mender-artifact", "image_types has no 'mender': no OTA artifact "
                       "would be built", "mender", "image_types", severity="warning"))
-    out += signing(product, board)
+    out += signing(product)
     return out
 
 
-def signing(product: Product, board: Board) -> list[Finding]:
+def signing(product: Product) -> list[Finding]:
     """Devices and releases must agree on signatures: a device without a verification key
-    installs any artifact, one with a key refuses unsigned ones."""
+    installs any artifact, one with a key refuses unsigned ones. Product-wide: reported under
+    the product's name, so that every board's check yields the same finding (reported once)."""
     pm = product.mender
     where = (str(product.path), product.line("mender"))
     if pm.require_signed and not pm.signing_key:
-        return [Finding(board.name, "mender-signing", "require_signed without signing_key", *where, "error")]
+        return [Finding(product.name, "mender-signing", "require_signed without signing_key", *where,
+                        "error")]
     if pm.signing_key and not pm.require_signed and not pm.verify_key:
-        return [Finding(board.name, "mender-signing", "releases are signed but devices would accept "
+        return [Finding(product.name, "mender-signing", "releases are signed but devices would accept "
                         "unsigned artifacts: set mender.require_signed (devices get the signing "
                         "key's public half) or mender.verify_key", *where, "error")]
     if pm.verify_key and not pm.signing_key:
-        return [Finding(board.name, "mender-signing", "devices verify signatures (mender.verify_key) "
+        return [Finding(product.name, "mender-signing", "devices verify signatures (mender.verify_key) "
                         "but releases are not signed: set mender.signing_key, or every update will "
                         "be refused", *where, "error")]
     return []

@@ -201,3 +201,17 @@ def test_unknown_distro_points_at_the_product_manifest(tmp_path):
              if f.code == "distro-missing"]
     assert len(found) == 1 and "DISTRO 'pokyy'" in found[0].message
     assert (found[0].file, found[0].line) == (str(path), 3)
+
+
+def test_validate_reports_unsigned_acceptance_once_for_the_product(tmp_path):
+    import yaml
+
+    from tests.conftest import run_cli
+    path = simple_product(tmp_path)
+    d = yaml.safe_load(path.read_text())
+    d["mender"] = {"signing_key": "env:SIGNING_KEY"}
+    write_yaml(path, d)
+    r = run_cli("validate", str(path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = [x for x in r.stdout.splitlines() if "devices would accept unsigned artifacts" in x]
+    assert len(lines) == 1 and "demo.yml:" in lines[0]  # two boards, one finding

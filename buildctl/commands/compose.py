@@ -19,7 +19,8 @@ def register(sub) -> None:
     add_product_args(p)
     p.add_argument("--out", type=Path, help="output directory (required unless --explain)")
     p.add_argument("--explain", action="store_true",
-                   help="write nothing; print what each board's devices will get (device types)")
+                   help="write nothing; print the device types each board's artifacts will carry "
+                        "(the manifest's, else what its layers compute)")
     add_json_flag(p)
     p.set_defaults(func=run)
 

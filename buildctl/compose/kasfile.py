@@ -154,6 +154,8 @@ def compose_board(product: Product, board_name: str, variant: str | None, out_di
     var = product.variant(variant)
     resolved = resolve(product, board, lock, head_of)
     pem = verifykey.public_pem(product)  # read (and refused) before anything is written
+    if pem is not None:
+        verifykey.key_path(out_dir)
     key = verifykey.write(pem, out_dir) if pem is not None else None
     doc = kas_document(product, board, var, resolved, key)
     kas_file = Path(out_dir) / f"{board.name}.yml"

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from buildctl.errors import UserError
 from buildctl.fsutil import write_atomic
+from buildctl.manifest.bitbake_vars import quote
 from buildctl.manifest.model import Product
 
 KEY_DIR = "buildctl-keys"  # beside the kas files; a kas repo without layers, so builds mount it
@@ -47,9 +48,19 @@ def public_pem(product: Product) -> bytes | None:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def key_path(out_dir: Path) -> Path:
+    """Where the key goes; its path is written into local.conf, so BitBake must be able to read
+    it back (one printable line, quotable)."""
+    path = (Path(out_dir) / KEY_DIR / KEY_FILE).absolute()
+    if not str(path).isprintable() or quote(str(path)) is None:
+        raise UserError(f"--out {str(out_dir)!r}: the verification key's path would not survive "
+                        "BitBake's parser; choose another output directory")
+    return path
+
+
 def write(pem: bytes, out_dir: Path) -> Path:
     """Write the verification key under out_dir; its absolute path."""
-    path = (Path(out_dir) / KEY_DIR / KEY_FILE).absolute()
+    path = key_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_bytes() != pem:
         write_atomic(path, pem.decode("ascii"))

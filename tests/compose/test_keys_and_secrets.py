@@ -173,3 +173,12 @@ def test_build_puts_the_token_where_kas_hands_it_to_bitbake(tmp_path):
     from buildctl.errors import UserError
     with pytest.raises(UserError, match="env:BUILDCTL_TEST_NO_SUCH_TOKEN: variable is not set"):
         runner._container_env(job, network=False)
+
+
+def test_an_output_path_bitbake_could_not_read_is_refused_before_writing(tmp_path):
+    _key(tmp_path / "ws" / "keys" / "signing.pem")
+    path = _product(tmp_path, signing_key="file:../keys/signing.pem", require_signed=True)
+    out = tmp_path / "o\nINHERIT += \"evil\""
+    r = run_cli("compose", str(path), "--out", str(out))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "would not survive BitBake's parser" in r.stderr and not out.exists()

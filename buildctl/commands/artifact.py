@@ -31,6 +31,16 @@ def _kv(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return n
+
+
 def _compression(text: str) -> Compression:
     try:
         return Compression.parse(text)
@@ -58,7 +68,7 @@ def register(subparsers) -> None:
                    help="device type the artifact must be compatible with (repeatable; each must be)")
     v.add_argument("--artifact-name", "-n", help="expected artifact name")
     v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR")
-    v.add_argument("--max-payload-bytes", type=int, metavar="N",
+    v.add_argument("--max-payload-bytes", type=_positive, metavar="N",
                    help="refuse artifacts whose payload files add up to more than N bytes")
     add_json_flag(v)
     v.set_defaults(func=cmd_verify)
@@ -167,6 +177,9 @@ def _show(info) -> None:
 
 
 def cmd_verify(args) -> int:
+    if not Path(args.file).is_file():  # bad input (2), not an invalid artifact (1)
+        raise UserError(f"{args.file}: no such file" if not Path(args.file).exists()
+                        else f"{args.file}: not a regular file")
     key = _public(args.key)
     problems: list[str] = []
     try:
@@ -223,8 +236,8 @@ def _meta(path: str | None):
         obj = json.loads(Path(path).read_text())
     except OSError as exc:
         raise UserError(f"meta-data {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UserError(f"meta-data {path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
+        raise UserError(f"meta-data {path}: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(obj, dict):
         raise UserError(f"meta-data {path}: the top level must be a JSON object")
     return obj
@@ -265,7 +278,10 @@ def _module_files(args, work: str):
     if args.dest_dir and args.type == "single-file":
         if len(args.file) != 1:
             raise UserError("single-file with --dest-dir takes exactly one -f FILE")
-        perms = int(args.permissions, 8) if args.permissions else None
+        try:
+            perms = int(args.permissions, 8) if args.permissions else None
+        except ValueError:
+            raise UserError(f"--permissions: {args.permissions!r} is not an octal mode") from None
         return modules.single_file(args.file[0], args.dest_dir, permissions=perms), meta
     if args.type == "directory" and args.directory:
         if not args.dest_dir:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--image", metavar="TAG", help="builder image (default: the product's, else "
                    "the one `buildctl container build` makes)")
     p.add_argument("--fail-fast", action="store_true", help="stop all boards after the first failure")
-    p.add_argument("--out", type=Path, metavar="DIR",
+    p.add_argument("--out", type=path_arg, metavar="DIR",
                    help="output directory (default: ./out/<product>)")
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
     add_json_flag(p)
@@ -47,6 +47,8 @@ def run(args) -> int:
 
     if args.jobs < 1:
         raise UserError("--jobs: must be at least 1")
+    if args.cpus is not None and args.cpus < 1:
+        raise UserError("--cpus: must be at least 1")
     mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,

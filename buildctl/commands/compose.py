@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product
 from buildctl.compose import compose_board
 from buildctl.repos import RepoCache
@@ -16,7 +16,7 @@ from buildctl.repos import RepoCache
 def register(sub) -> None:
     p = sub.add_parser("compose", help="write per-board kas project files", description=__doc__)
     add_product_args(p)
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--out", required=True, type=path_arg, help="output directory")
     add_json_flag(p)
     p.set_defaults(func=run)
 

@@ -39,6 +39,7 @@ def kas_config(path: Path) -> dict:
 
     if context.get_context() is None:
         context.create_global_context(argparse.Namespace(no_color=True))
+    check_include_tree(path)
     try:
         config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
     except KasUserError as exc:
@@ -49,6 +50,42 @@ def kas_config(path: Path) -> dict:
         raise UserError(f"{path}: includes from other repositories need them checked out: "
                         f"{', '.join(missing)}")
     return config
+
+
+MAX_KAS_FILES = 256
+
+
+def check_include_tree(path: Path) -> None:
+    """Read a kas file and its local includes with buildctl's bounded YAML loader before kas
+    does: binary files, alias bombs and deep nesting are refused in one line, and so is an
+    include cycle (kas itself would recurse until Python's stack runs out)."""
+    from buildctl.manifest.yamlsrc import load as load_yaml
+
+    root = Path(_git(path.resolve().parent, "rev-parse", "--show-toplevel")
+                or path.resolve().parent)
+    seen: set[Path] = set()
+
+    def visit(f: Path, chain: tuple[Path, ...]) -> None:
+        f = f.resolve()
+        if f in chain:
+            names = " -> ".join(str(c) for c in (*chain[chain.index(f):], f))
+            raise UserError(f"{chain[-1]}: include cycle: {names}")
+        if f in seen:
+            return
+        seen.add(f)
+        if len(seen) > MAX_KAS_FILES:
+            raise UserError(f"{path}: more than {MAX_KAS_FILES} included files")
+        if not f.is_file():
+            return  # kas reports a missing include itself
+        data, smap = load_yaml(f)
+        header = data.get("header") if isinstance(data, dict) else None
+        includes = header.get("includes") if isinstance(header, dict) else None
+        for inc in includes if isinstance(includes, list) else ():
+            if isinstance(inc, str):
+                cand = root / inc
+                visit(cand if cand.exists() else f.parent / inc, (*chain, f))
+
+    visit(path, ())
 
 
 def _git(cwd: Path, *args: str) -> str | None:

@@ -150,7 +150,10 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     release = Release(version=str(data["release"]["version"]),
                       artifact_name=data["release"].get("artifact_name", "{product}-{version}-{board}"))
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(release.artifact_name) if f is not None}
+        parsed = list(string.Formatter().parse(release.artifact_name))
+        fields = {f for _, f, _, _ in parsed if f is not None}
+        if any(spec or conv for _, f, spec, conv in parsed if f is not None):
+            raise ValueError("format specs and conversions (':', '!') are not allowed")
     except ValueError as exc:
         raise smap.error(("release", "artifact_name"), f"bad template: {exc}") from None
     bad = sorted(fields - _TEMPLATE_KEYS)

@@ -121,8 +121,9 @@ def loads(text: str, path: Path) -> tuple[Any, SourceMap]:
     smap = SourceMap(path)
     if len(text) > MAX_BYTES:
         raise ManifestError(path, f"larger than {MAX_BYTES >> 20} MiB")
-    loader = _BoundedLoader(text, path)
+    loader = None
     try:
+        loader = _BoundedLoader(text, path)  # the reader refuses control characters here
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -132,15 +133,22 @@ def loads(text: str, path: Path) -> tuple[Any, SourceMap]:
     except yaml.YAMLError as exc:
         raise ManifestError(path, f"invalid YAML: {' '.join(str(exc).split())}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise ManifestError(path, "file is empty")
     _check_expansion(node, path)
     return _to_data(node, path, (), smap), smap
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def _to_data(node: yaml.Node, path: Path, keypath: KeyPath, smap: SourceMap) -> Any:
     smap.lines.setdefault(keypath, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+        raise ManifestError(path, f"YAML tag {node.tag} is not allowed",
+                            line=node.start_mark.line + 1, field=dotted(keypath) or None)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:

@@ -33,6 +33,7 @@ class BuildArgs:
     series: str | None = None
     lock: Path | None = None
     repo_ref_dir: Path | None = None
+    cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
 
 
 def default_image() -> str:
@@ -55,7 +56,8 @@ def build(args: BuildArgs) -> BuildReport:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise
-    caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
+    caches = settings_from_manifest(target.cache, base=args.product.resolve().parent,
+                                    root=args.cache_root)
     if args.repo_ref_dir:
         caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
     runtime_name = args.runtime or target.runtime or "docker"

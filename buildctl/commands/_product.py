@@ -30,6 +30,15 @@ def repo_ref_dir(args) -> Path | None:
     return args.repo_ref_dir or (settings.repo_ref_dir if settings else None)
 
 
+def repo_cache(args, *, offline: bool):
+    """The git access for a verb, with the cache and mirrors the command line was given."""
+    from buildctl.repos import RepoCache
+
+    settings = getattr(args, "settings", None)
+    kw = {"cache_dir": settings.git_cache} if settings else {}
+    return RepoCache(ref_dir=repo_ref_dir(args), offline=offline, **kw)
+
+
 def check_series(series: str | None) -> str | None:
     if series is not None and not SERIES.fullmatch(series):
         raise UserError(f"--series: {series!r} is not a release series name (e.g. scarthgap)")

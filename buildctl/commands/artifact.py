@@ -22,6 +22,7 @@ from buildctl.ota.mender import (ArtifactError, ArtifactSpec, Compression, DataS
                                  load_private_key, load_public_key, module_payload,
                                  read_artifact, rootfs_payload, sign_artifact, write_artifact)
 from buildctl.ota.mender import modules
+from buildctl.ota.mender.writer import source_date_epoch
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -264,7 +265,8 @@ def cmd_write(args) -> int:
                             depends_artifact_names=args.artifact_name_depends,
                             depends_groups=args.depends_groups, scripts=_scripts(args.script),
                             compression=args.compression)
-        out = write_artifact(spec, args.output_path, key=key, threads=max(1, args.threads))
+        out = write_artifact(spec, args.output_path, key=key, threads=max(1, args.threads),
+                             mtime=source_date_epoch(args.settings.source_date_epoch))
     console(stderr=True).print(f"wrote {out}", markup=False)
     return 0
 

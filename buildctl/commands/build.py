@@ -22,8 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--variant", metavar="V", help="variant to build (default: the product's)")
     p.add_argument("--series", help="build for another release series than the manifest says")
     p.add_argument("--lock", type=Path, help="lock file (default: <product>.lock.yml if present)")
-    p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
-                   help="git reference mirrors for checkouts (default: beside the downloads)")
+    p.add_argument("--repo-ref-dir", type=path_arg, default=None,
+                   help="git reference mirrors for checkouts (default: KAS_REPO_REF_DIR, else "
+                   "beside the downloads)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="boards built at the same time (CPU threads are split between them)")
     mode = p.add_mutually_exclusive_group()
@@ -54,7 +55,8 @@ def run(args) -> int:
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
                              json=args.json, series=args.series, lock=args.lock,
-                             repo_ref_dir=args.repo_ref_dir))
+                             repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
+                             cache_root=args.settings.cache_root))
     data = report.to_dict()
     if args.json:
         print_json(data)

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, path_arg, print_json
-from buildctl.commands._product import add_product_args, open_lock, open_product
+from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache
 from buildctl.compose import compose_board
-from buildctl.repos import RepoCache
 
 
 def register(sub) -> None:
@@ -26,7 +25,7 @@ def run(args) -> int:
     lock = open_lock(args, product)
     boards = product.select_boards(args.board)
     variant = product.variant(args.variant)
-    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=True)
+    cache = repo_cache(args, offline=True)
     results = [compose_board(product, b.name, variant.name, args.out, lock=lock, head_of=cache.head)
                for b in boards]
     if args.json:

@@ -8,9 +8,9 @@ different things: they are data the user gave, not settings.)
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 DEFAULT_CACHE_ROOT = Path("~/.cache/buildctl")
 
@@ -24,7 +24,7 @@ class Settings:
     source_date_epoch: str | None  # SOURCE_DATE_EPOCH, as given (checked where it is used)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
 
         def path(name: str, default: Path) -> Path:

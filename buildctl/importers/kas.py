@@ -77,7 +77,7 @@ def check_include_tree(path: Path) -> None:
             raise UserError(f"{path}: more than {MAX_KAS_FILES} included files")
         if not f.is_file():
             return  # kas reports a missing include itself
-        data, smap = load_yaml(f)
+        data, _ = load_yaml(f)
         header = data.get("header") if isinstance(data, dict) else None
         includes = header.get("includes") if isinstance(header, dict) else None
         for inc in includes if isinstance(includes, list) else ():

@@ -8,10 +8,9 @@ unsigned.mender, rootfs.ext4, keys/{priv,pub}.pem. ``files`` are written into th
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 

@@ -109,7 +109,7 @@ def run_case(case: Case, world: Path, scratch: Path) -> dict:
 def _warm_up(world: Path, scratch: Path) -> None:
     """Import what the verbs import and run one valid command, so that case times measure the
     case, not Python's first import of jsonschema and friends."""
-    import buildctl.builder.api  # noqa: F401
+    import buildctl.builder.api
     import buildctl.importers.kas  # noqa: F401
     from buildctl.cli import main
 

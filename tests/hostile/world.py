@@ -16,7 +16,12 @@ def make_world(root: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from buildctl.ota.mender import ArtifactSpec, load_private_key, rootfs_payload, write_artifact
+    from buildctl.ota.mender import (
+        ArtifactSpec,
+        load_private_key,
+        rootfs_payload,
+        write_artifact,
+    )
 
     root.mkdir(parents=True, exist_ok=True)
     simple_product(root)  # products/demo.yml, machines/{qemux86-64,qemuarm64}.yml, repos/poky

@@ -64,3 +64,35 @@ def test_wheel_install_finds_image_inputs_and_layers(tmp_path):
         assert (layers / rel).read_bytes() == (ROOT / "layers" / rel).read_bytes(), rel
     r = _run(str(py), "-m", "buildctl.resources", "layers", cwd=elsewhere, env=env)
     assert r.returncode == 0 and Path(r.stdout.strip()) == layers
+
+
+def _readme_block(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(title):]
+    block = after[after.index("```sh\n") + 6:]
+    return block[:block.index("```")].strip()
+
+
+def test_ci_runs_exactly_the_readmes_test_command_in_a_venv():
+    test_cmd = _readme_block("Run the tests")
+    ci = (ROOT / ".ci" / "run").read_text()
+    lines = [x.strip() for x in ci.splitlines()]
+    assert test_cmd in lines, f"{test_cmd!r} is not a line of .ci/run"
+    venv_at = lines.index(". .venv/bin/activate")
+    assert lines.index("python3 -m venv .venv") < venv_at < lines.index(test_cmd)
+    # before the venv exists, only Debian's python3 may run
+    for line in lines[:venv_at]:
+        assert not line.startswith(("python ", "pip ")), line
+
+
+def test_readme_setup_names_python_version_and_prerequisites():
+    setup = (ROOT / "README.md").read_text()
+    setup = setup[setup.index("## Set-up"):setup.index("## The two commands")]
+    assert "Python 3.11" in setup and "python3 -m venv" in setup
+    assert "usermod -aG docker" in setup
+    import tomllib
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11"
+    for pkg in ("python3-venv", "git", "docker.io", "debootstrap", "openssl"):
+        assert pkg in setup.split("apt-get install", 1)[1].split("\n", 1)[0], pkg

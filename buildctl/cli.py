@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno in _USER_ERRNOS and exc.filename is not None:
             where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
-            _err(f"{where}: {exc.strerror or exc}")
+            what = exc.strerror or str(exc)
+            if exc.errno == errno.EEXIST and not os.path.isdir(exc.filename):
+                what = "exists and is not a directory"  # mkdir of an output directory
+            _err(f"{where}: {what}")
             return EXIT_USAGE
         return _internal_error(settings, argv)
     except SystemExit:

@@ -10,6 +10,7 @@ built, before anything is expanded; an alias that refers to its own ancestor is 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,20 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+# A long run of flow-collection openers is refused before PyYAML's scanner, whose look-ahead
+# for simple keys is quadratic over it (0.4 s for 1000 brackets). 256 in a row cannot be a
+# real manifest (not even inside a quoted string); shorter runs reach the composer's bound.
+_OPENERS = re.compile(r"(?:[\[{][ \t\r\n]*){256}")
+
+
 def loads(text: str, path: Path) -> tuple[Any, SourceMap]:
     smap = SourceMap(path)
     if len(text) > MAX_BYTES:
         raise ManifestError(path, f"larger than {MAX_BYTES >> 20} MiB")
+    run = _OPENERS.search(text)
+    if run:
+        raise ManifestError(path, f"nested more than {MAX_DEPTH} levels deep",
+                            line=text.count("\n", 0, run.start()) + 1)
     loader = None
     try:
         loader = _BoundedLoader(text, path)  # the reader refuses control characters here

@@ -252,8 +252,8 @@ for name in ("binary", "alias-bomb", "recursive-alias", "deep-seq", "top-list"):
          files={"evil.lock.yml": text})
 case("lock-missing", ["compose", "products/demo.yml", "--out", "kasout", "--lock", "no.lock.yml"],
      USAGE, r"no\.lock\.yml: lock file not found")
-case("lock-is-dir", ["validate", "products/demo.yml", "--lock", "repos"], USAGE,
-     r"repos: is a directory")
+case("lock-is-dir", ["validate", "products/demo.yml", "--lock", "keys"], USAGE,
+     r"keys: is a directory")
 case("lock-bad-commit", ["compose", "products/demo.yml", "--out", "kasout", "--lock", "x.lock.yml"],
      USAGE, r"x\.lock\.yml:\d+: .*commit",
      files={"x.lock.yml": "header: {version: 14}\noverrides:\n  repos:\n"
@@ -264,7 +264,7 @@ case("lock-unknown-repo-shape", ["compose", "products/demo.yml", "--out", "kasou
 
 # -- compose output paths: refused before anything is written --------------------------------
 case("out-is-file", ["compose", "products/demo.yml", "--out", "rootfs.ext4"], USAGE,
-     r"rootfs\.ext4: (Not a directory|not a directory|File exists)")
+     r"rootfs\.ext4: exists and is not a directory")
 case("out-under-file", ["compose", "products/demo.yml", "--out", "rootfs.ext4/sub"], USAGE,
      r"rootfs\.ext4/sub.*(Not a directory|not a directory)")
 case("out-dev-null", ["compose", "products/demo.yml", "--out", "/dev/null"], USAGE,
@@ -274,6 +274,17 @@ case("out-proc", ["compose", "products/demo.yml", "--out", "/proc/buildctl-out"]
 case("out-symlink-loop", ["compose", "products/demo.yml", "--out", "loop/kas"], USAGE,
      r"loop", prepare=lambda d: (d / "loop").symlink_to("loop"))
 case("out-empty", ["compose", "products/demo.yml", "--out", ""], USAGE, r"--out: empty path")
+case("out-second-board-fails-nothing-written", ["compose", "products/demo.yml", "--out", "kasout"],
+     USAGE, r"qemuarm64\.yml:\d+: repos\.poky: repo 'poky' is also a core repo",
+     prepare=edit("machines/qemuarm64.yml", setter(repos={"poky": {
+         "url": "file:///elsewhere/poky", "layers": ["meta"],
+         "refs": {"scarthgap": {"branch": "scarthgap", "commit": "1" * 40}}}})))
+case("out-existing-files-untouched", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"boards\[1\]: no board manifest .*zx81\.yml",
+     files={"kasout/qemux86-64.yml": "# the user's earlier output\n"},
+     prepare=edit("products/demo.yml", setter(boards=["qemux86-64", "zx81"])))
+case("product-deep-seq-255", ["validate", "evil.yml"], USAGE,
+     r"evil\.yml:1: nested more than 64 levels", files={"evil.yml": deep_seq(255)})
 case("build-out-is-file", ["build", "products/demo.yml", "--dry-run", "--out", "rootfs.ext4"],
      USAGE, r"rootfs\.ext4")
 case("build-bad-board-no-out", ["build", "products/demo.yml", "--dry-run", "--board", "zx81"],

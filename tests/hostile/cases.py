@@ -414,6 +414,26 @@ case("artifact-sign-out-is-dir", ["artifact", "sign", "unsigned.mender", "-k", "
 case("artifact-sign-already-signed", ["artifact", "sign", "signed.mender", "-k",
      "keys/priv.pem", "-o", "out.mender"], USAGE, r"already signed|--force")
 
+case("artifact-sign-encrypted-key", ["artifact", "sign", "unsigned.mender", "-k",
+     "keys/encrypted.pem", "-o", "out.mender"], USAGE,
+     r"encrypted\.pem: encrypted private keys are not supported")
+case("artifact-sign-ed25519-key", ["artifact", "sign", "unsigned.mender", "-k",
+     "keys/ed25519.pem", "-o", "out.mender"], USAGE, r"ed25519\.pem: only RSA and ECDSA P-256")
+case("artifact-verify-key-is-private", ["artifact", "verify", "signed.mender", "-k",
+     "keys/priv.pem"], USAGE, r"priv\.pem: is a private key; verification needs the public")
+case("artifact-sign-key-file-ref-missing", ["artifact", "sign", "unsigned.mender", "-k",
+     "file:keys/none.pem", "-o", "out.mender"], USAGE, r"file:keys/none\.pem")
+case("build-signing-key-env-unset", ["build", "products/demo.yml"], USAGE,
+     r"env:HOSTILE_UNSET_KEY.*not set",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "env:HOSTILE_UNSET_KEY"})))
+case("build-signing-key-garbage", ["build", "products/demo.yml"], USAGE,
+     r"rootfs\.ext4: not a PEM private key",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "file:../rootfs.ext4"})))
+case("doctor-product-alias-in-secret", ["doctor", "--product", "products/demo.yml", "--offline"],
+     USAGE, r"demo\.yml:\d+: document expands",
+     prepare=lambda d: (d / "products" / "demo.yml").write_text(
+         (d / "products" / "demo.yml").read_text() + alias_bomb().replace("name: demo\n", "")))
+
 W = ["artifact", "write", "rootfs-image"]
 case("write-file-missing", [*W, "-f", "none.ext4", "-n", "x", "-t", "d", "-o", "o.mender"],
      USAGE, r"none\.ext4")

@@ -14,7 +14,7 @@ ROOTFS = b"\x53\xef" * 4096  # 8 KiB "filesystem"
 
 def make_world(root: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
     from buildctl.ota.mender import (
         ArtifactSpec,
@@ -33,6 +33,12 @@ def make_world(root: Path) -> Path:
         serialization.NoEncryption()))
     (keys / "pub.pem").write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (keys / "encrypted.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    (keys / "ed25519.pem").write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
     (root / "rootfs.ext4").write_bytes(ROOTFS)
     spec = ArtifactSpec("demo-1.0", ["qemux86-64"], rootfs_payload(root / "rootfs.ext4", "demo-1.0"))
     write_artifact(spec, root / "unsigned.mender")

@@ -8,6 +8,7 @@ caches, artifact name); everything else is kept as local_conf with its operator.
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +41,14 @@ def kas_config(path: Path) -> dict:
     if context.get_context() is None:
         context.create_global_context(argparse.Namespace(no_color=True))
     check_include_tree(path)
-    try:
-        config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
-    except KasUserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: include not found: {exc.filename}") from None
+    with _KasLog() as log:  # kas logs the details of a refusal: they belong in our one line
+        try:
+            config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
+        except KasUserError as exc:
+            detail = "; ".join(log.errors[:2])
+            raise UserError(f"{path}: {exc}" + (f": {detail}" if detail else "")) from None
+        except FileNotFoundError as exc:
+            raise UserError(f"{path}: include not found: {exc.filename}") from None
     if missing:
         raise UserError(f"{path}: includes from other repositories need them checked out: "
                         f"{', '.join(missing)}")
@@ -53,6 +56,29 @@ def kas_config(path: Path) -> dict:
 
 
 MAX_KAS_FILES = 256
+
+
+class _KasLog(logging.Handler):
+    """Collects what kas logs while it reads files (instead of printing it on stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if record.levelno >= logging.ERROR and "see https://" not in text:
+            self.errors.append(text)
+
+    def __enter__(self) -> "_KasLog":
+        root = logging.getLogger()
+        self._saved = (root.handlers[:], root.level)
+        root.handlers[:] = [self]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        root = logging.getLogger()
+        root.handlers[:], _ = self._saved
 
 
 def check_include_tree(path: Path) -> None:
@@ -75,7 +101,7 @@ def check_include_tree(path: Path) -> None:
         seen.add(f)
         if len(seen) > MAX_KAS_FILES:
             raise UserError(f"{path}: more than {MAX_KAS_FILES} included files")
-        if not f.is_file():
+        if chain and not f.exists():
             return  # kas reports a missing include itself
         data, _ = load_yaml(f)
         header = data.get("header") if isinstance(data, dict) else None
@@ -241,7 +267,8 @@ def import_files(files: list[Path], *, product_name: str, out_dir: Path, series:
     configs = []
     for f in files:
         if not f.is_file():
-            raise UserError(f"{f}: file not found")
+            raise UserError(f"{f}: is a directory, not a kas file" if f.is_dir()
+                            else f"{f}: file not found")
         configs.append((f, kas_config(f), top_repo(f)))
     ser = _series([c for _, c, _ in configs], configs[0][2], series)
 

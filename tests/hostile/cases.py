@@ -272,7 +272,7 @@ case("out-dev-null", ["compose", "products/demo.yml", "--out", "/dev/null"], USA
 case("out-proc", ["compose", "products/demo.yml", "--out", "/proc/buildctl-out"], USAGE,
      r"/proc/buildctl-out")
 case("out-symlink-loop", ["compose", "products/demo.yml", "--out", "loop/kas"], USAGE,
-     r"loop", prepare=lambda d: (d / "loop").symlink_to("loop"))
+     r"loop/kas: Too many levels of symbolic links", prepare=lambda d: (d / "loop").symlink_to("loop"))
 case("out-empty", ["compose", "products/demo.yml", "--out", ""], USAGE, r"--out: empty path")
 case("out-second-board-fails-nothing-written", ["compose", "products/demo.yml", "--out", "kasout"],
      USAGE, r"qemuarm64\.yml:\d+: repos\.poky: repo 'poky' is also a core repo",
@@ -307,7 +307,7 @@ KAS_HEAD = "header:\n  version: 14\n"
 case("kas-binary", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE, r"kas/evil\.yml",
      files={"kas/evil.yml": BINARY})
 case("kas-missing", ["import-kas", "kas/none.yml", "--out", "imp"], USAGE, r"kas/none\.yml")
-case("kas-is-dir", ["import-kas", "kas", "--out", "imp"], USAGE, r"kas")
+case("kas-is-dir", ["import-kas", "kas", "--out", "imp"], USAGE, r"kas: is a directory")
 case("kas-alias-bomb", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE, r"kas/evil\.yml",
      files={"kas/evil.yml": KAS_HEAD + alias_bomb()})
 case("kas-recursive-alias", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE,
@@ -325,12 +325,13 @@ case("kas-include-missing", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
      r"include not found|nothere\.yml",
      files={"kas/a.yml": KAS_HEAD + "  includes: [nothere.yml]\nmachine: qemux86-64\n"})
 case("kas-header-version-99", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
-     r"kas/a\.yml: .*validating the config file",
+     r"kas/a\.yml: .*99 is not valid under any of the given schemas",
      files={"kas/a.yml": "header:\n  version: 99\nmachine: qemux86-64\n"})
 case("kas-no-header", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
-     r"kas/a\.yml: .*validating the config file",
+     r"kas/a\.yml: .*'header' is a required property",
      files={"kas/a.yml": "machine: qemux86-64\n"})
-case("kas-top-list", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE, r"kas/a\.yml",
+case("kas-top-list", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"kas/a\.yml: .*\[1, 2\] is not of type 'object'",
      files={"kas/a.yml": "- 1\n- 2\n"})
 case("kas-product-traversal", ["import-kas", "kas/board.yml", "--out", "imp", "--product",
      "../../escape"], USAGE, r"--product: '../../escape' is not a valid name")
@@ -446,7 +447,7 @@ case("write-out-is-dir", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o", "
 case("write-out-under-file", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o",
      "rootfs.ext4/o.mender"], USAGE, r"rootfs\.ext4")
 case("write-name-newline", [*W, "-f", "rootfs.ext4", "-n", "x\ny", "-t", "d", "-o", "o.mender"],
-     USAGE, r"name")
+     USAGE, r"artifact name 'x\\ny' must be 1-256 printable characters")
 case("write-device-empty", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "", "-o", "o.mender"],
      USAGE, r"device")
 case("write-key-garbage", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-k", "rootfs.ext4",
@@ -461,7 +462,7 @@ case("write-provides-empty-key", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d",
      "-o", "o.mender"], USAGE, r"KEY:VALUE")
 M = ["artifact", "write", "module-image"]
 case("write-module-traversal", [*M, "-T", "../../bin/sh", "-n", "x", "-t", "d", "-o",
-     "o.mender"], USAGE, r"module|type")
+     "o.mender"], USAGE, r"'\.\./\.\./bin/sh' is not a valid update module name")
 case("write-module-meta-not-json", [*M, "-T", "single-file", "-n", "x", "-t", "d", "-m",
      "meta.json", "-o", "o.mender"], USAGE, r"meta\.json", files={"meta.json": "{not json"})
 case("write-module-meta-list", [*M, "-T", "x", "-n", "x", "-t", "d", "-m", "meta.json",

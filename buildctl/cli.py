@@ -38,7 +38,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def verb_names() -> list[str]:
+    """Every verb, from the module names alone (nothing imported): import_kas -> import-kas."""
+    return sorted(info.name.replace("_", "-") for info in pkgutil.iter_modules(commands.__path__)
+                  if not info.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every verb, or with ``only`` that verb: a command imports what its own
+    verb needs, not the whole tool (the user waits for the start of every command)."""
     parser = _Parser(prog="buildctl",
                      description="Declarative manifests to shipped Yocto/Mender releases.",
                      epilog="Exit codes: 0 ok, 1 problems found, 2 bad input or usage, "
@@ -46,12 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"buildctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+    for name in verb_names():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module = importlib.import_module(f"{commands.__name__}.{name.replace('-', '_')}")
         module.register(sub)
     return parser
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The verb a command line names, when it names a known one before any option ("" for
+    `buildctl --version`, which needs no verb)."""
+    if argv[:1] == ["--version"]:
+        return ""
+    for arg in argv:
+        if arg.startswith("-"):
+            return None  # --help / --version / a typo: the full parser answers
+        return arg if arg in verb_names() else None
+    return None
+
+
+def _quiet_optional_imports() -> None:
+    """jsonschema imports every optional format checker installed beside it; rfc3987-syntax
+    compiles a grammar when imported (1.7 s on an idle machine, on every command). buildctl's
+    schemas use no IRI formats, so the command line does without it."""
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def _one_line(text: str) -> str:
@@ -89,8 +116,9 @@ def _write_crash_log(settings: Settings, argv: list[str]) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = Settings.from_environ()
+    _quiet_optional_imports()
     try:
-        parser = build_parser()
+        parser = build_parser(_verb(argv))
         args = parser.parse_args(argv)
         args.settings = settings
         return int(args.func(args) or 0)

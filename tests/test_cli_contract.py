@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from buildctl import cli
-from buildctl.cli import build_parser, main
+from buildctl.cli import build_parser, main, verb_names
 from buildctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, UserError
 from buildctl.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-VERBS = sorted(build_parser()._subparsers._group_actions[0].choices)
+VERBS = cli.verb_names()
 
 
 def _boom(exc):
@@ -42,7 +42,7 @@ def _patched_main(monkeypatch, func, argv=("doctor",)):
         return ns
 
     parser.parse_args = parse_args
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda only=None: parser)
     return main(list(argv))
 
 
@@ -100,7 +100,7 @@ def test_sigint_of_a_real_process_exits_130(tmp_path):
             "def run(args):\n    print('ready', flush=True); time.sleep(60)\n"
             "p = cli.build_parser(); real = p.parse_args\n"
             "def parse(a):\n    ns = real(a); ns.func = run; return ns\n"
-            "p.parse_args = parse; cli.build_parser = lambda: p\n"
+            "p.parse_args = parse; cli.build_parser = lambda only=None: p\n"
             "sys.exit(cli.main(['doctor']))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -163,3 +163,23 @@ def test_the_library_does_not_read_the_environment_for_settings():
                         f'getenv("{name}"' in line:
                     offenders.append(f"{rel}:{n}: {name}")
     assert offenders == []
+
+
+def test_verbs_are_found_without_importing_them_and_each_loads_alone():
+    assert verb_names() == sorted(build_parser()._subparsers._group_actions[0].choices)
+    for verb in verb_names():
+        choices = build_parser(verb)._subparsers._group_actions[0].choices
+        assert list(choices) == [verb]
+
+
+def test_a_command_imports_only_its_own_verb():
+    """`buildctl artifact ...` does not pay for kas, git and jsonschema (start-up time is what
+    a user waits for before the one line of a refusal)."""
+    code = ("import sys; from buildctl.cli import main\n"
+            "rc = main(['artifact', 'inspect', 'missing.mender'])\n"
+            "heavy = [m for m in ('kas', 'git', 'jsonschema', 'buildctl.importers.kas') "
+            "if m in sys.modules]\n"
+            "print(rc, heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+    assert r.stdout.strip() == "2 []", r.stdout + r.stderr

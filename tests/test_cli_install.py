@@ -24,12 +24,16 @@ def test_wheel_install_finds_image_inputs_and_layers(tmp_path):
              cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = wheels.glob("buildctl-*.whl")
-    # a fresh venv; its dependencies come from this interpreter's site-packages (offline), the
-    # package itself only from the wheel
+    # a fresh venv; its dependencies come from the environment running the tests (offline:
+    # its site-packages directories, appended after the venv's own, which holds the wheel)
     venv = tmp_path / "venv"
-    r = _run(sys.executable, "-m", "venv", "--system-site-packages", str(venv), cwd=tmp_path)
+    r = _run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     py = venv / "bin" / "python"
+    site = _run(str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                cwd=tmp_path).stdout.strip()
+    outer = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (Path(site) / "zz_test_dependencies.pth").write_text("\n".join(outer) + "\n")
     r = _run(str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}

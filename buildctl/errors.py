@@ -1,6 +1,7 @@
 """User errors: raised anywhere, turned into one clean line and an exit code in cli.main.
 
-Internal errors (bugs) are not UserError and keep their traceback.
+Internal errors (bugs) are not UserError: cli.main writes their traceback to a log file and
+exits with EXIT_INTERNAL, printing one line that points at the log.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # checks ran and found problems
 EXIT_USAGE = 2  # bad input or usage
+EXIT_INTERNAL = 70  # a bug in buildctl (sysexits' EX_SOFTWARE)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 class UserError(Exception):

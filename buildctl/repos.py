@@ -1,7 +1,7 @@
 """Access to layer repositories as git object stores (no work trees).
 
 Where a repository's objects come from, in order:
-1. a local reference mirror (``--repo-ref-dir`` / ``KAS_REPO_REF_DIR``), named the way kas names
+1. a local reference mirror (``--repo-ref-dir``; the command line defaults it to ``KAS_REPO_REF_DIR``), named the way kas names
    them (``github.com.owner.repo.git``) or after the repo id (``<id>`` / ``<id>.git``);
 2. buildctl's own bare clone in the git cache (``~/.cache/buildctl/git``), fetched on demand.
 Local repos (``path:``) are read in place. Reference mirrors are only ever read.
@@ -18,6 +18,7 @@ from buildctl.errors import UserError
 from buildctl.manifest.model import Repo
 
 GIT_TIMEOUT_S = 300
+DEFAULT_GIT_CACHE = Path("~/.cache/buildctl/git")  # the command line passes BUILDCTL_GIT_CACHE
 
 
 def qualified_name(url: str) -> str:
@@ -45,17 +46,12 @@ class RepoAccessError(UserError):
 
 @dataclass
 class RepoCache:
-    cache_dir: Path = field(default_factory=lambda: Path(
-        os.environ.get("BUILDCTL_GIT_CACHE", "~/.cache/buildctl/git")).expanduser())
+    cache_dir: Path = field(default_factory=lambda: DEFAULT_GIT_CACHE.expanduser())
     ref_dir: Path | None = None
     offline: bool = False
     _dirs: dict[str, Path] = field(default_factory=dict)
     _known: set[tuple[str, str]] = field(default_factory=set)
     _heads: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.ref_dir is None and os.environ.get("KAS_REPO_REF_DIR"):
-            self.ref_dir = Path(os.environ["KAS_REPO_REF_DIR"])
 
     # -- locating ---------------------------------------------------------------------------
     def _reference(self, repo: Repo) -> Path | None:

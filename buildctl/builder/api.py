@@ -1,6 +1,7 @@
 """The entry point other parts call: ``build(BuildArgs) -> BuildReport``."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class BuildArgs:
     series: str | None = None
     lock: Path | None = None
     repo_ref_dir: Path | None = None
+    cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
 
 
 def default_image() -> str:
@@ -41,14 +43,21 @@ def default_image() -> str:
 def build(args: BuildArgs) -> BuildReport:
     out = (args.out or Path.cwd() / "out" / args.product.stem).resolve()
     owner = resolve_owner()
+    created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
     if not out.exists():  # before compose writes into it: the directory is the user's
         out.mkdir(parents=True)
         own(out, owner)
-    target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
-                         args.series, args.lock)
-    if args.mode == "build":
-        _check_signing_keys(target.jobs)
-    caches = settings_from_manifest(target.cache, base=args.product.resolve().parent)
+    try:
+        target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
+                             args.series, args.lock)
+        if args.mode == "build":
+            _check_signing_keys(target.jobs)
+    except BaseException:  # invalid inputs leave nothing behind (no out/<name>)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    caches = settings_from_manifest(target.cache, base=args.product.resolve().parent,
+                                    root=args.cache_root)
     if args.repo_ref_dir:
         caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
     runtime_name = args.runtime or target.runtime or "docker"

@@ -96,9 +96,11 @@ def _mirror_entry(mirror: str) -> str:
     return f"file://.* {url}"
 
 
-def settings_from_manifest(cache, base: Path | None = None) -> CacheSettings:
-    """Build settings from a manifest's ``cache`` section (any object with its fields)."""
-    root = Path(os.path.expanduser(os.environ.get("BUILDCTL_CACHE_DIR") or DEFAULT_ROOT))
+def settings_from_manifest(cache, base: Path | None = None,
+                           root: Path | None = None) -> CacheSettings:
+    """Build settings from a manifest's ``cache`` section (any object with its fields).
+    ``root``: where caches default to (the command line passes BUILDCTL_CACHE_DIR)."""
+    root = Path(os.path.expanduser(str(root or DEFAULT_ROOT)))
     base = base or Path.cwd()
 
     def path(value, default: Path) -> Path:

@@ -2,7 +2,7 @@
 
 Registry-less path (this machine, air-gapped sites): ``debootstrap --variant=minbase`` from the
 Debian mirror named in the host's apt sources, ``docker import`` of that tree as the base, then
-``containers/Dockerfile`` on top of it (the same file registry users build from).
+``buildctl/data/containers/Dockerfile`` on top of it (the same file registry users build from).
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildctl.errors import UserError
+from buildctl.resources import containers_dir
 
-CONTAINERS_DIR = Path(__file__).resolve().parents[2] / "containers"
+CONTAINERS_DIR = containers_dir()  # package data: found from a checkout and from a wheel
 SUITE = "bookworm"
 KAS_VERSION = "5.5"
 IMAGE_REPO = "buildctl-builder"

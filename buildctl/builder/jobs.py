@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from buildctl.builder.runner import BoardJob
 from buildctl.errors import UserError
+from buildctl.manifest.yamlsrc import load as load_yaml
 
 
 @dataclass
@@ -26,15 +25,15 @@ class Target:
 
 def is_kas_file(path: Path) -> bool:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data, _ = load_yaml(path)  # bounded: binary, deep and alias-bomb files are refused
+    except UserError:
         return False
     return isinstance(data, dict) and isinstance(data.get("header"), dict) and "repos" in data
 
 
 def from_kas_file(path: Path, boards: list[str], variant: str | None) -> Target:
     """A plain kas project as a one-board product (what `kas build FILE` would build)."""
-    data = yaml.safe_load(path.read_text())
+    data, _ = load_yaml(path)
     machine = data.get("machine") or "qemux86-64"
     if boards and boards != [machine]:
         raise UserError(f"--board: {path} builds only {machine}")

@@ -1,13 +1,39 @@
-"""Helpers shared by the verbs: output for people (rich) and machines (--json)."""
+"""Helpers shared by the verbs: output for people (rich) and machines (--json), and the
+argument checks every verb applies the same way."""
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
+from pathlib import Path
 from typing import Any
+
+from buildctl.errors import UserError
+
+# what may name a file buildctl writes (product, board): no separators, no leading dot
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+
+
+def path_arg(text: str) -> Path:
+    """An argparse type for paths: the empty string is not the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    if "\0" in text:
+        raise argparse.ArgumentTypeError("path contains a NUL byte")
+    return Path(text)
+
+
+def safe_name(name: str, what: str) -> str:
+    """A name that becomes a file name: refused when it could write outside the output."""
+    if not SAFE_NAME.fullmatch(name or "") or len(name) > 200:
+        raise UserError(f"{what}: {name!r} is not a valid name (letters, digits, '.', '_', '+', "
+                        "'-'; not starting with a dot)")
+    return name
 
 
 def print_json(data: Any) -> None:

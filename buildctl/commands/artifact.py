@@ -22,6 +22,7 @@ from buildctl.ota.mender import (ArtifactError, ArtifactSpec, Compression, DataS
                                  load_private_key, load_public_key, module_payload,
                                  read_artifact, rootfs_payload, sign_artifact, write_artifact)
 from buildctl.ota.mender import modules
+from buildctl.ota.mender.writer import source_date_epoch
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -29,6 +30,16 @@ def _kv(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY:VALUE")
     return key, value
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return n
 
 
 def _compression(text: str) -> Compression:
@@ -58,7 +69,7 @@ def register(subparsers) -> None:
                    help="device type the artifact must be compatible with (repeatable; each must be)")
     v.add_argument("--artifact-name", "-n", help="expected artifact name")
     v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR")
-    v.add_argument("--max-payload-bytes", type=int, metavar="N",
+    v.add_argument("--max-payload-bytes", type=_positive, metavar="N",
                    help="refuse artifacts whose payload files add up to more than N bytes")
     add_json_flag(v)
     v.set_defaults(func=cmd_verify)
@@ -167,6 +178,9 @@ def _show(info) -> None:
 
 
 def cmd_verify(args) -> int:
+    if not Path(args.file).is_file():  # bad input (2), not an invalid artifact (1)
+        raise UserError(f"{args.file}: no such file" if not Path(args.file).exists()
+                        else f"{args.file}: not a regular file")
     key = _public(args.key)
     problems: list[str] = []
     try:
@@ -223,8 +237,8 @@ def _meta(path: str | None):
         obj = json.loads(Path(path).read_text())
     except OSError as exc:
         raise UserError(f"meta-data {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UserError(f"meta-data {path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
+        raise UserError(f"meta-data {path}: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(obj, dict):
         raise UserError(f"meta-data {path}: the top level must be a JSON object")
     return obj
@@ -251,7 +265,8 @@ def cmd_write(args) -> int:
                             depends_artifact_names=args.artifact_name_depends,
                             depends_groups=args.depends_groups, scripts=_scripts(args.script),
                             compression=args.compression)
-        out = write_artifact(spec, args.output_path, key=key, threads=max(1, args.threads))
+        out = write_artifact(spec, args.output_path, key=key, threads=max(1, args.threads),
+                             mtime=source_date_epoch(args.settings.source_date_epoch))
     console(stderr=True).print(f"wrote {out}", markup=False)
     return 0
 
@@ -265,7 +280,10 @@ def _module_files(args, work: str):
     if args.dest_dir and args.type == "single-file":
         if len(args.file) != 1:
             raise UserError("single-file with --dest-dir takes exactly one -f FILE")
-        perms = int(args.permissions, 8) if args.permissions else None
+        try:
+            perms = int(args.permissions, 8) if args.permissions else None
+        except ValueError:
+            raise UserError(f"--permissions: {args.permissions!r} is not an octal mode") from None
         return modules.single_file(args.file[0], args.dest_dir, permissions=perms), meta
     if args.type == "directory" and args.directory:
         if not args.dest_dir:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -22,8 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--variant", metavar="V", help="variant to build (default: the product's)")
     p.add_argument("--series", help="build for another release series than the manifest says")
     p.add_argument("--lock", type=Path, help="lock file (default: <product>.lock.yml if present)")
-    p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
-                   help="git reference mirrors for checkouts (default: beside the downloads)")
+    p.add_argument("--repo-ref-dir", type=path_arg, default=None,
+                   help="git reference mirrors for checkouts (default: KAS_REPO_REF_DIR, else "
+                   "beside the downloads)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="boards built at the same time (CPU threads are split between them)")
     mode = p.add_mutually_exclusive_group()
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--image", metavar="TAG", help="builder image (default: the product's, else "
                    "the one `buildctl container build` makes)")
     p.add_argument("--fail-fast", action="store_true", help="stop all boards after the first failure")
-    p.add_argument("--out", type=Path, metavar="DIR",
+    p.add_argument("--out", type=path_arg, metavar="DIR",
                    help="output directory (default: ./out/<product>)")
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
     add_json_flag(p)
@@ -47,12 +48,15 @@ def run(args) -> int:
 
     if args.jobs < 1:
         raise UserError("--jobs: must be at least 1")
+    if args.cpus is not None and args.cpus < 1:
+        raise UserError("--cpus: must be at least 1")
     mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
                              json=args.json, series=args.series, lock=args.lock,
-                             repo_ref_dir=args.repo_ref_dir))
+                             repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
+                             cache_root=args.settings.cache_root))
     data = report.to_dict()
     if args.json:
         print_json(data)

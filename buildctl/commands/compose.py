@@ -5,19 +5,21 @@ the manifests, so every board of the matrix gets the same commit of a shared rep
 """
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from buildctl.commands._common import add_json_flag, console, print_json
-from buildctl.commands._product import add_product_args, open_lock, open_product
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
+from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache
 from buildctl.compose import compose_board, device_types
 from buildctl.errors import UserError
-from buildctl.repos import RepoCache
+from buildctl.fsutil import write_atomic
 
 
 def register(sub) -> None:
     p = sub.add_parser("compose", help="write per-board kas project files", description=__doc__)
     add_product_args(p)
-    p.add_argument("--out", type=Path, help="output directory (required unless --explain)")
+    p.add_argument("--out", type=path_arg, help="output directory (required unless --explain)")
     p.add_argument("--explain", action="store_true",
                    help="write nothing; print the device types each board's artifacts will carry "
                         "(the manifest's, else what its layers compute)")
@@ -30,7 +32,7 @@ def run(args) -> int:
     lock = open_lock(args, product)
     boards = product.select_boards(args.board)
     variant = product.variant(args.variant)
-    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=True)
+    cache = repo_cache(args, offline=True)
     if args.explain:
         types = device_types.explain(product, boards, lock, cache)
         if args.json:
@@ -41,8 +43,16 @@ def run(args) -> int:
         return 0
     if args.out is None:
         raise UserError("compose: --out is required (or give --explain)")
-    results = [compose_board(product, b.name, variant.name, args.out, lock=lock, head_of=cache.head)
-               for b in boards]
+    # every board is composed before anything is written under --out: a board that fails
+    # leaves no half-composed output behind
+    with tempfile.TemporaryDirectory(prefix="buildctl-compose-") as staging:
+        staged = [compose_board(product, b.name, variant.name, Path(staging), lock=lock,
+                                head_of=cache.head) for b in boards]
+        results = []
+        for c in staged:
+            dest = args.out / c.kas_file.name
+            write_atomic(dest, c.kas_file.read_text())
+            results.append(replace(c, kas_file=dest))
     if args.json:
         print_json([{"board": c.board, "machine": c.machine, "variant": c.variant,
                      "kas_file": str(c.kas_file), "repos": c.repos} for c in results])

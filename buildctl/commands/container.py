@@ -2,7 +2,7 @@
 
 `buildctl container build` works without any registry: it makes a Debian base with
 debootstrap from the mirror in this host's apt sources, imports it with `docker import` and
-builds containers/Dockerfile on top. The tag is a hash of the inputs, so a second run with
+builds buildctl/data/containers/Dockerfile on top. The tag is a hash of the inputs, so a second run with
 unchanged inputs does nothing. `buildctl container tag` prints the tag a build would use.
 """
 from __future__ import annotations

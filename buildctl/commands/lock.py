@@ -11,11 +11,10 @@ from __future__ import annotations
 from rich.markup import escape
 
 from buildctl.commands._common import add_json_flag, console, print_json
-from buildctl.commands._product import add_product_args, open_product
+from buildctl.commands._product import add_product_args, open_product, repo_cache
 from buildctl.compose import lockfile
 from buildctl.compose.locking import check_lock, resolve_lock
 from buildctl.errors import EXIT_PROBLEMS
-from buildctl.repos import RepoCache
 
 
 def register(sub) -> None:
@@ -33,7 +32,7 @@ def run(args) -> int:
     product = open_product(args)
     path = args.lock or lockfile.default_path(product)
     old = lockfile.load(path) if path.exists() else None
-    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline)
     if args.check:
         items = check_lock(product, old, cache)
         if args.json:

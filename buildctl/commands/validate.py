@@ -13,11 +13,10 @@ import time
 from rich.markup import escape
 
 from buildctl.commands._common import add_json_flag, console, print_json
-from buildctl.commands._product import add_product_args, open_lock, open_product
+from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache
 from buildctl.compose import device_types
 from buildctl.errors import EXIT_PROBLEMS
 from buildctl.preflight.run import validate_product
-from buildctl.repos import RepoCache
 
 
 def register(sub) -> None:
@@ -33,7 +32,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     product = open_product(args)
     lock = open_lock(args, product)
-    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline)
     boards = product.select_boards(args.board)
     findings = validate_product(product, boards, lock, cache)
     types = device_types.explain(product, boards, lock, cache)

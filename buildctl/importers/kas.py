@@ -8,6 +8,7 @@ caches, artifact name); everything else is kept as local_conf with its operator.
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +40,78 @@ def kas_config(path: Path) -> dict:
 
     if context.get_context() is None:
         context.create_global_context(argparse.Namespace(no_color=True))
-    try:
-        config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
-    except KasUserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: include not found: {exc.filename}") from None
+    check_include_tree(path)
+    with _KasLog() as log:  # kas logs the details of a refusal: they belong in our one line
+        try:
+            config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
+        except KasUserError as exc:
+            detail = "; ".join(log.errors[:2])
+            raise UserError(f"{path}: {exc}" + (f": {detail}" if detail else "")) from None
+        except FileNotFoundError as exc:
+            raise UserError(f"{path}: include not found: {exc.filename}") from None
     if missing:
         raise UserError(f"{path}: includes from other repositories need them checked out: "
                         f"{', '.join(missing)}")
     return config
+
+
+MAX_KAS_FILES = 256
+
+
+class _KasLog(logging.Handler):
+    """Collects what kas logs while it reads files (instead of printing it on stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if record.levelno >= logging.ERROR and "see https://" not in text:
+            self.errors.append(text)
+
+    def __enter__(self) -> "_KasLog":
+        root = logging.getLogger()
+        self._saved = (root.handlers[:], root.level)
+        root.handlers[:] = [self]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        root = logging.getLogger()
+        root.handlers[:], _ = self._saved
+
+
+def check_include_tree(path: Path) -> None:
+    """Read a kas file and its local includes with buildctl's bounded YAML loader before kas
+    does: binary files, alias bombs and deep nesting are refused in one line, and so is an
+    include cycle (kas itself would recurse until Python's stack runs out)."""
+    from buildctl.manifest.yamlsrc import load as load_yaml
+
+    root = Path(_git(path.resolve().parent, "rev-parse", "--show-toplevel")
+                or path.resolve().parent)
+    seen: set[Path] = set()
+
+    def visit(f: Path, chain: tuple[Path, ...]) -> None:
+        f = f.resolve()
+        if f in chain:
+            names = " -> ".join(str(c) for c in (*chain[chain.index(f):], f))
+            raise UserError(f"{chain[-1]}: include cycle: {names}")
+        if f in seen:
+            return
+        seen.add(f)
+        if len(seen) > MAX_KAS_FILES:
+            raise UserError(f"{path}: more than {MAX_KAS_FILES} included files")
+        if chain and not f.exists():
+            return  # kas reports a missing include itself
+        data, _ = load_yaml(f)
+        header = data.get("header") if isinstance(data, dict) else None
+        includes = header.get("includes") if isinstance(header, dict) else None
+        for inc in includes if isinstance(includes, list) else ():
+            if isinstance(inc, str):
+                cand = root / inc
+                visit(cand if cand.exists() else f.parent / inc, (*chain, f))
+
+    visit(path, ())
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -208,7 +271,8 @@ def import_files(files: list[Path], *, product_name: str, out_dir: Path, series:
     configs = []
     for f in files:
         if not f.is_file():
-            raise UserError(f"{f}: file not found")
+            raise UserError(f"{f}: is a directory, not a kas file" if f.is_dir()
+                            else f"{f}: file not found")
         configs.append((f, kas_config(f), top_repo(f)))
     ser = _series([c for _, c, _ in configs], configs[0][2], series)
 

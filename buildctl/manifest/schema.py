@@ -4,20 +4,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
-import sys
 from typing import Any
 
-# jsonschema imports the optional rfc3987-syntax package (pulled in by validator extras such as
-# cyclonedx-python-lib[validation]) for its IRI format checks; building that grammar costs
-# seconds at every start of buildctl. Manifests use no IRI formats, so keep it out.
-_skip_iri = "rfc3987_syntax" not in sys.modules
-if _skip_iri:
-    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import -> ImportError
-try:
-    import jsonschema
-finally:
-    if _skip_iri:
-        del sys.modules["rfc3987_syntax"]
+import jsonschema
 
 from buildctl.errors import ManifestError
 from buildctl.manifest.yamlsrc import SourceMap, dotted

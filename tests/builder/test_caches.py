@@ -22,8 +22,7 @@ def cache(**kw):
 def test_paths_resolve_relative_to_the_manifest_and_default_per_host(tmp_path, monkeypatch):
     s = settings_from_manifest(cache(sstate_dir="cache/sstate", dl_dir="/srv/dl"), base=tmp_path)
     assert s.sstate_dir == tmp_path / "cache/sstate" and s.dl_dir == Path("/srv/dl")
-    monkeypatch.setenv("BUILDCTL_CACHE_DIR", str(tmp_path / "host"))
-    d = settings_from_manifest(None, base=tmp_path)
+    d = settings_from_manifest(None, base=tmp_path, root=tmp_path / "host")
     assert d.sstate_dir == tmp_path / "host/sstate" and d.dl_dir == tmp_path / "host/downloads"
     assert d.repo_ref_dir == tmp_path / "host/git-mirrors"
 

@@ -24,19 +24,17 @@ def _spec(tmp_path, comp="gzip", **kw):
 
 @pytest.mark.parametrize("comp", ["gzip", "lzma", "zstd", "none"])
 def test_same_inputs_same_bytes(tmp_path, keys, comp, monkeypatch):
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     key = load_private_key(keys["rsa"])  # PKCS#1 v1.5 is deterministic, so the whole file is
-    write_artifact(_spec(tmp_path, comp), tmp_path / "1.mender", key=key)
-    write_artifact(_spec(tmp_path, comp), tmp_path / "2.mender", key=key, threads=1)
+    write_artifact(_spec(tmp_path, comp), tmp_path / "1.mender", key=key, mtime=1700000000)
+    write_artifact(_spec(tmp_path, comp), tmp_path / "2.mender", key=key, threads=1,
+                   mtime=1700000000)
     assert (tmp_path / "1.mender").read_bytes() == (tmp_path / "2.mender").read_bytes()
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
-    write_artifact(_spec(tmp_path, comp), tmp_path / "3.mender", key=key)
+    write_artifact(_spec(tmp_path, comp), tmp_path / "3.mender", key=key, mtime=1700000001)
     assert (tmp_path / "1.mender").read_bytes() != (tmp_path / "3.mender").read_bytes()
 
 
 def test_member_attributes_and_json_bytes(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    out = write_artifact(_spec(tmp_path), tmp_path / "a.mender")
+    out = write_artifact(_spec(tmp_path), tmp_path / "a.mender", mtime=1700000000)
     blob = out.read_bytes()
     assert len(blob) % 512 == 0 and blob.endswith(bytes(1024))
     with tarfile.open(out) as t:

@@ -105,8 +105,9 @@ def module_payload(module: str, files: list[DataSource], artifact_name: str, *,
     return PayloadSpec(module, list(files), prov, dict(depends or {}), clears, meta_data)
 
 
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+def source_date_epoch(value: str | None) -> int:
+    """The member time from a SOURCE_DATE_EPOCH value (read by the command line, passed in)."""
+    value = value or ""
     try:
         return max(0, int(value)) if value else 0
     except ValueError:
@@ -287,7 +288,7 @@ def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
     """
     validate_spec(spec)
     out_path = Path(output)
-    mtime = source_date_epoch() if mtime is None else mtime
+    mtime = 0 if mtime is None else mtime
     sfx = spec.compression.suffix
     inputs = [_stat(src) for src in spec.payload.files]
     sums = [_hash(inp) for inp in inputs]

@@ -1,0 +1,42 @@
+"""Settings that come from the environment, read once at the command line's edge.
+
+The library never reads ``os.environ`` for its own configuration: ``cli.main`` builds one
+``Settings`` from the environment and the verbs pass its values down as plain arguments.
+(Environments handed to child processes, and secrets named by ``env:`` references, are
+different things: they are data the user gave, not settings.)
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CACHE_ROOT = Path("~/.cache/buildctl")
+
+
+@dataclass(frozen=True)
+class Settings:
+    cache_root: Path  # BUILDCTL_CACHE_DIR: sstate, downloads and mirrors default under it
+    git_cache: Path  # BUILDCTL_GIT_CACHE: buildctl's bare clones of layer repositories
+    repo_ref_dir: Path | None  # KAS_REPO_REF_DIR: reference mirrors (read only)
+    log_dir: Path  # BUILDCTL_LOG_DIR: where internal-error tracebacks go
+    source_date_epoch: str | None  # SOURCE_DATE_EPOCH, as given (checked where it is used)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def path(name: str, default: Path) -> Path:
+            return Path(env.get(name) or default).expanduser()
+
+        cache_root = path("BUILDCTL_CACHE_DIR", DEFAULT_CACHE_ROOT)
+        state = Path(env.get("XDG_STATE_HOME") or "~/.local/state").expanduser()
+        return cls(
+            cache_root=cache_root,
+            git_cache=path("BUILDCTL_GIT_CACHE", DEFAULT_CACHE_ROOT / "git"),
+            repo_ref_dir=Path(env["KAS_REPO_REF_DIR"]).expanduser()
+            if env.get("KAS_REPO_REF_DIR") else None,
+            log_dir=path("BUILDCTL_LOG_DIR", state / "buildctl"),
+            source_date_epoch=env.get("SOURCE_DATE_EPOCH") or None,
+        )

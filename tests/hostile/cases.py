@@ -1,0 +1,488 @@
+"""Hostile inputs for every verb: each must end in one line, with the right exit code, fast,
+without a traceback and without writing anything (the table is data; test_hostile.py runs it).
+
+``argv`` runs in a copy of the world (tests/hostile/world.py): products/demo.yml (boards
+qemux86-64 and qemuarm64), machines/, repos/poky (git), kas/board.yml, signed.mender,
+unsigned.mender, rootfs.ext4, keys/{priv,pub}.pem. ``files`` are written into the copy first,
+``prepare(d)`` may change it further, ``{d}`` in argv is the copy's absolute path.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+USAGE, PROBLEMS = 2, 1
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    rc: int
+    msg: str  # regular expression the one error line must contain (re.search)
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    prepare: Callable[[Path], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = 3.0  # seconds; the contract says "within a second" on an idle machine
+    stream: str = "stderr"  # where the message is printed
+
+
+CASES: list[Case] = []
+
+
+def case(id, argv, rc, msg, **kw) -> None:
+    assert id not in {c.id for c in CASES}, id
+    CASES.append(Case(id, list(argv), rc, msg, **kw))
+
+
+# -- input generators -----------------------------------------------------------------------
+def edit(rel: str, fn: Callable[[dict], None]) -> Callable[[Path], None]:
+    """prepare: load a YAML file of the world, let fn change it, write it back."""
+    def prepare(d: Path) -> None:
+        p = d / rel
+        data = yaml.safe_load(p.read_text())
+        fn(data)
+        p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return prepare
+
+
+def setter(**changes) -> Callable[[dict], None]:
+    def fn(data: dict) -> None:
+        for dotted, value in changes.items():
+            *parents, last = dotted.split("__")
+            cur = data
+            for k in parents:
+                cur = cur.setdefault(k, {})
+            if value is _DEL:
+                cur.pop(last, None)
+            else:
+                cur[last] = value
+    return fn
+
+
+_DEL = object()
+
+
+def alias_bomb(levels: int = 9, width: int = 10) -> str:
+    lines = ["a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i-1}"] * width) + "]")
+    return "\n".join(lines) + "\nname: demo\n"
+
+
+def deep_seq(n: int = 5000) -> str:
+    return "name: " + "[" * n + "]" * n + "\n"
+
+
+def deep_map(n: int = 300) -> str:
+    return "".join("  " * i + f"k{i}:\n" for i in range(n)) + "  " * n + "v\n"
+
+
+BINARY = bytes(range(256)) * 64
+LATIN1 = "name: caf\xe9\n".encode("latin-1")
+RECURSIVE = "name: &n [a, *n]\n"
+CYCLIC_MAP = "repos: &r\n  x: *r\n"
+BIG_INT = "name: demo\nseries: " + "9" * 50000 + "\n"
+BAD_DATE = "name: demo\nseries: 2024-13-45\n"
+
+MANIFEST_BOMBS = {  # name: (file content, what follows the file name in the message)
+    "binary": (BINARY, r": binary file"),
+    "latin1": (LATIN1, r": not UTF-8"),
+    "empty": ("", r": file is empty"),
+    "comment-only": ("# nothing\n", r": file is empty"),
+    "alias-bomb": (alias_bomb(), r":\d+: document expands to more than"),
+    "recursive-alias": (RECURSIVE, r":1: YAML alias refers to a value that contains it"),
+    "cyclic-map": (CYCLIC_MAP, r":1: YAML alias refers to a value that contains it"),
+    "deep-seq": (deep_seq(), r":1: nested more than 64 levels"),
+    "deep-map": (deep_map(), r":\d+: nested more than 64 levels"),
+    "big-int": (BIG_INT, r":2: series: value cannot be read"),
+    "bad-date": (BAD_DATE, r":2: series: value cannot be read"),
+    "python-tag": ("series: x\nname: !!python/object/apply:os.system [true]\n",
+                   r":2: name: YAML tag .*python/object.* is not allowed"),
+    "merge-key": ("base: &b {name: demo}\nother:\n  <<: *b\n", r":3: YAML merge keys"),
+    "dup-key": ("name: a\nname: b\n", r":2: name: duplicate key"),
+    "tab-indent": ("name: demo\n\tseries: x\n", r":2: invalid YAML"),
+    "unclosed": ("name: [demo\n", r":2: invalid YAML"),
+    "top-list": ("- a\n- b\n", r": (a product manifest is a mapping|not a lock file)"),
+    "top-scalar": ("just text\n", r": a product manifest is a mapping of fields"),
+    "nul-in-text": ("name: de\0mo\n", r": binary file"),
+    "control-char": ("name: de\x07mo\n", r": invalid YAML: .*special characters"),
+}
+
+# -- CLI flags (usage errors: exit 2, argparse's one line) ----------------------------------
+case("flags-no-verb", [], USAGE, r"required: COMMAND|arguments are required")
+case("flags-unknown-verb", ["frobnicate"], USAGE, r"invalid choice: 'frobnicate'")
+case("flags-unknown-option", ["validate", "products/demo.yml", "--frobnicate"], USAGE,
+     r"unrecognized arguments: --frobnicate")
+case("flags-validate-no-product", ["validate"], USAGE, r"required: product")
+case("flags-compose-no-out", ["compose", "products/demo.yml"], USAGE, r"required: --out")
+case("flags-board-no-value", ["validate", "products/demo.yml", "--board"], USAGE,
+     r"--board.*expected one argument")
+case("flags-build-jobs-text", ["build", "products/demo.yml", "--jobs", "many"], USAGE,
+     r"--jobs: invalid int value")
+case("flags-build-jobs-zero", ["build", "products/demo.yml", "--jobs", "0"], USAGE,
+     r"--jobs: must be at least 1")
+case("flags-build-cpus-zero", ["build", "products/demo.yml", "--cpus", "0"], USAGE,
+     r"--cpus: must be at least 1")
+case("flags-build-modes", ["build", "products/demo.yml", "--dry-run", "--parse-only"], USAGE,
+     r"not allowed with argument")
+case("flags-build-runtime", ["build", "products/demo.yml", "--runtime", "lxc"], USAGE,
+     r"--runtime: invalid choice")
+case("flags-lock-update-check", ["lock", "products/demo.yml", "--update", "--check"], USAGE,
+     r"not allowed with argument")
+case("flags-doctor-runtime", ["doctor", "--runtime", "vmware"], USAGE, r"invalid choice")
+case("flags-container-profile", ["container", "tag", "--profile", "huge"], USAGE,
+     r"invalid choice: 'huge'")
+case("flags-container-no-action", ["container"], USAGE, r"required: ACTION")
+case("flags-artifact-no-action", ["artifact"], USAGE, r"required: ACTION")
+case("flags-write-no-file", ["artifact", "write", "rootfs-image", "-n", "x", "-t", "d"], USAGE,
+     r"required: --file")
+case("flags-write-provides-no-colon", ["artifact", "write", "rootfs-image", "-f", "rootfs.ext4",
+     "-n", "x", "-t", "d", "-p", "novalue", "-o", "out.mender"], USAGE, r"is not KEY:VALUE")
+case("flags-write-compression", ["artifact", "write", "rootfs-image", "-f", "rootfs.ext4",
+     "-n", "x", "-t", "d", "--compression", "brotli", "-o", "out.mender"], USAGE,
+     r"--compression")
+case("flags-write-version-2", ["artifact", "write", "rootfs-image", "-f", "rootfs.ext4",
+     "-n", "x", "-t", "d", "-v", "2", "-o", "out.mender"], USAGE, r"invalid choice: 2")
+case("flags-verify-max-negative", ["artifact", "verify", "signed.mender",
+     "--max-payload-bytes", "-5"], USAGE, r"--max-payload-bytes")
+case("flags-import-no-files", ["import-kas", "--product", "x"], USAGE, r"required: FILE")
+case("flags-series-empty", ["validate", "products/demo.yml", "--series", ""], USAGE,
+     r"--series: '' is not a release series name")
+case("flags-series-unknown", ["validate", "products/demo.yml", "--series", "kirkstone\nx"],
+     USAGE, r"--series: 'kirkstone\\nx' is not a release series name")
+
+# -- manifests: every bomb through validate, and a spread of them through the other verbs ----
+for name, (text, msg) in MANIFEST_BOMBS.items():
+    case(f"product-{name}-validate", ["validate", "evil.yml"], USAGE, r"evil\.yml" + msg,
+         files={"evil.yml": text})
+for name in ("binary", "alias-bomb", "recursive-alias", "deep-seq", "big-int"):
+    text, msg = MANIFEST_BOMBS[name]
+    case(f"product-{name}-compose", ["compose", "evil.yml", "--out", "kasout"], USAGE,
+         r"evil\.yml" + msg, files={"evil.yml": text})
+    case(f"product-{name}-build", ["build", "evil.yml", "--dry-run"], USAGE,
+         r"evil\.yml" + msg, files={"evil.yml": text})
+    case(f"product-{name}-lock", ["lock", "evil.yml", "--offline"], USAGE,
+         r"evil\.yml" + msg, files={"evil.yml": text})
+    case(f"product-{name}-doctor", ["doctor", "--product", "evil.yml"], USAGE,
+         r"evil\.yml" + msg, files={"evil.yml": text})
+
+case("product-missing", ["validate", "nope.yml"], USAGE, r"nope\.yml: file not found")
+case("product-is-dir", ["validate", "products"], USAGE, r"products: is a directory")
+case("product-dev-zero", ["validate", "/dev/zero"], USAGE, r"/dev/zero: (larger than|binary)")
+case("product-huge", ["validate", "huge.yml"], USAGE, r"huge\.yml: larger than",
+     files={"huge.yml": "name: demo\n" + "# padding\n" * (2 << 20)})
+case("product-unknown-field", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: .*colour", prepare=edit("products/demo.yml", setter(colour="blue")))
+case("product-name-traversal", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"demo\.yml:1: name", prepare=edit("products/demo.yml", setter(name="../../etc")))
+case("product-name-newline", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"demo\.yml:1: name", prepare=edit("products/demo.yml", setter(name="demo\nevil")))
+case("product-board-missing", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"nosuchboard", prepare=edit("products/demo.yml",
+                                  setter(boards=["qemux86-64", "nosuchboard"])))
+case("product-board-traversal", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: boards", prepare=edit("products/demo.yml", setter(boards=["../../x"])))
+case("product-select-unknown-board", ["compose", "products/demo.yml", "--out", "kasout",
+     "--board", "zx81"], USAGE, r"zx81")
+case("product-select-unknown-variant", ["compose", "products/demo.yml", "--out", "kasout",
+     "--variant", "turbo"], USAGE, r"turbo")
+case("product-artifact-name-format-spec", ["compose", "products/demo.yml", "--out", "kasout"],
+     USAGE, r"demo\.yml:\d+: release\.artifact_name",
+     prepare=edit("products/demo.yml", setter(release__artifact_name="{product:>999999999}")))
+case("product-artifact-name-attr", ["compose", "products/demo.yml", "--out", "kasout"],
+     USAGE, r"demo\.yml:\d+: release\.artifact_name",
+     prepare=edit("products/demo.yml", setter(release__artifact_name="{product.__class__}")))
+case("product-artifact-name-unknown", ["compose", "products/demo.yml", "--out", "kasout"],
+     USAGE, r"demo\.yml:\d+: release\.artifact_name",
+     prepare=edit("products/demo.yml", setter(release__artifact_name="{product}-{secret}")))
+case("product-artifact-name-brace", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: release\.artifact_name",
+     prepare=edit("products/demo.yml", setter(release__artifact_name="{product")))
+case("product-version-newline", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"demo\.yml:\d+: release\.version",
+     prepare=edit("products/demo.yml", setter(release__version="1.0\nINHERIT += \"evil\"")))
+case("product-local-conf-newline", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"demo\.yml:\d+: local_conf",
+     prepare=edit("products/demo.yml", setter(local_conf={"FOO": "a\nINHERIT += \"evil\""})))
+case("product-local-conf-bad-name", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"demo\.yml:\d+: local_conf",
+     prepare=edit("products/demo.yml", setter(local_conf={"FOO = \"x\"\nBAR": "y"})))
+case("product-distro-newline", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: distro", prepare=edit("products/demo.yml", setter(distro="poky\nX=1")))
+case("product-commit-not-hex", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: repos\.poky\.refs\.scarthgap\.commit",
+     prepare=edit("products/demo.yml", lambda d: d["repos"]["poky"]["refs"]["scarthgap"]
+                  .update(commit="not-a-commit")))
+case("product-signing-key-literal", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: mender\.signing_key",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "-----BEGIN KEY-----"})))
+case("product-boards-dir-file", ["validate", "products/demo.yml"], USAGE,
+     r"machines|boards_dir|qemux86-64",
+     prepare=edit("products/demo.yml", setter(boards_dir="../rootfs.ext4")))
+case("product-series-wrong-type", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: series", prepare=edit("products/demo.yml", setter(series=["a", "b"])))
+case("product-variants-list", ["validate", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: variants", prepare=edit("products/demo.yml", setter(variants=["x"])))
+
+# machine (board) files
+for name in ("binary", "alias-bomb", "recursive-alias", "deep-map", "dup-key"):
+    text, msg = MANIFEST_BOMBS[name]
+    case(f"machine-{name}-validate", ["validate", "products/demo.yml"], USAGE,
+         r"qemuarm64\.yml" + msg, files={"machines/qemuarm64.yml": text})
+case("machine-storage-device-newline", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"qemuarm64\.yml:\d+: mender\.storage\.device",
+     prepare=edit("machines/qemuarm64.yml",
+                  lambda d: d["mender"]["storage"].update(device="/dev/sda\nX = \"1\"")))
+case("machine-machine-newline", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"qemuarm64\.yml:\d+: machine",
+     prepare=edit("machines/qemuarm64.yml", setter(machine="qemuarm64\nINHERIT += \"x\"")))
+
+# -- lock files --------------------------------------------------------------------------------
+for name in ("binary", "alias-bomb", "recursive-alias", "deep-seq", "top-list"):
+    text, msg = MANIFEST_BOMBS[name]
+    case(f"lock-{name}-compose", ["compose", "products/demo.yml", "--out", "kasout",
+         "--lock", "evil.lock.yml"], USAGE, r"evil\.lock\.yml" + msg,
+         files={"evil.lock.yml": text})
+    case(f"lock-{name}-check", ["lock", "products/demo.yml", "--check", "--offline",
+         "--lock", "evil.lock.yml"], USAGE, r"evil\.lock\.yml" + msg,
+         files={"evil.lock.yml": text})
+case("lock-missing", ["compose", "products/demo.yml", "--out", "kasout", "--lock", "no.lock.yml"],
+     USAGE, r"no\.lock\.yml: lock file not found")
+case("lock-is-dir", ["validate", "products/demo.yml", "--lock", "keys"], USAGE,
+     r"keys: is a directory")
+case("lock-bad-commit", ["compose", "products/demo.yml", "--out", "kasout", "--lock", "x.lock.yml"],
+     USAGE, r"x\.lock\.yml:\d+: .*commit",
+     files={"x.lock.yml": "header: {version: 14}\noverrides:\n  repos:\n"
+                          "    poky: {commit: \"zz; rm -rf /\"}\n"})
+case("lock-unknown-repo-shape", ["compose", "products/demo.yml", "--out", "kasout",
+     "--lock", "x.lock.yml"], USAGE, r"x\.lock\.yml:\d+",
+     files={"x.lock.yml": "header: {version: 14}\noverrides:\n  repos: [1, 2]\n"})
+
+# -- compose output paths: refused before anything is written --------------------------------
+case("out-is-file", ["compose", "products/demo.yml", "--out", "rootfs.ext4"], USAGE,
+     r"rootfs\.ext4: exists and is not a directory")
+case("out-under-file", ["compose", "products/demo.yml", "--out", "rootfs.ext4/sub"], USAGE,
+     r"rootfs\.ext4/sub.*(Not a directory|not a directory)")
+case("out-dev-null", ["compose", "products/demo.yml", "--out", "/dev/null"], USAGE,
+     r"/dev/null")
+case("out-proc", ["compose", "products/demo.yml", "--out", "/proc/buildctl-out"], USAGE,
+     r"/proc/buildctl-out")
+case("out-symlink-loop", ["compose", "products/demo.yml", "--out", "loop/kas"], USAGE,
+     r"loop/kas: Too many levels of symbolic links", prepare=lambda d: (d / "loop").symlink_to("loop"))
+case("out-empty", ["compose", "products/demo.yml", "--out", ""], USAGE, r"--out: empty path")
+case("out-second-board-fails-nothing-written", ["compose", "products/demo.yml", "--out", "kasout"],
+     USAGE, r"qemuarm64\.yml:\d+: repos\.poky: repo 'poky' is also a core repo",
+     prepare=edit("machines/qemuarm64.yml", setter(repos={"poky": {
+         "url": "file:///elsewhere/poky", "layers": ["meta"],
+         "refs": {"scarthgap": {"branch": "scarthgap", "commit": "1" * 40}}}})))
+case("out-existing-files-untouched", ["compose", "products/demo.yml", "--out", "kasout"], USAGE,
+     r"boards\[1\]: no board manifest .*zx81\.yml",
+     files={"kasout/qemux86-64.yml": "# the user's earlier output\n"},
+     prepare=edit("products/demo.yml", setter(boards=["qemux86-64", "zx81"])))
+case("product-deep-seq-255", ["validate", "evil.yml"], USAGE,
+     r"evil\.yml:1: nested more than 64 levels", files={"evil.yml": deep_seq(255)})
+case("build-out-is-file", ["build", "products/demo.yml", "--dry-run", "--out", "rootfs.ext4"],
+     USAGE, r"rootfs\.ext4")
+case("build-bad-board-no-out", ["build", "products/demo.yml", "--dry-run", "--board", "zx81"],
+     USAGE, r"zx81")
+case("build-bad-variant-no-out", ["build", "products/demo.yml", "--dry-run", "--variant", "x"],
+     USAGE, r"variant")
+case("build-bad-lock-no-out", ["build", "products/demo.yml", "--dry-run", "--lock", "no.lock"],
+     USAGE, r"no\.lock")
+case("build-missing", ["build", "nope.yml"], USAGE, r"nope\.yml")
+case("build-kas-binary", ["build", "kas/evil.yml", "--dry-run"], USAGE, r"kas/evil\.yml",
+     files={"kas/evil.yml": BINARY})
+case("build-kas-alias-bomb", ["build", "kas/evil.yml", "--dry-run"], USAGE, r"kas/evil\.yml",
+     files={"kas/evil.yml": "header: {version: 14}\nrepos: {}\n" + alias_bomb()})
+case("build-missing-signing-key", ["build", "products/demo.yml"], USAGE,
+     r"signing_key|nokey\.pem",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "file:../nokey.pem"})))
+
+# -- import-kas ----------------------------------------------------------------------------------
+KAS_HEAD = "header:\n  version: 14\n"
+case("kas-binary", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE, r"kas/evil\.yml",
+     files={"kas/evil.yml": BINARY})
+case("kas-missing", ["import-kas", "kas/none.yml", "--out", "imp"], USAGE, r"kas/none\.yml")
+case("kas-is-dir", ["import-kas", "kas", "--out", "imp"], USAGE, r"kas: is a directory")
+case("kas-alias-bomb", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE, r"kas/evil\.yml",
+     files={"kas/evil.yml": KAS_HEAD + alias_bomb()})
+case("kas-recursive-alias", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE,
+     r"kas/evil\.yml", files={"kas/evil.yml": KAS_HEAD + "repos: &r\n  x: *r\n"})
+case("kas-deep", ["import-kas", "kas/evil.yml", "--out", "imp"], USAGE, r"kas/evil\.yml",
+     files={"kas/evil.yml": KAS_HEAD + "local_conf_header: " + "[" * 3000 + "]" * 3000 + "\n"})
+case("kas-include-self", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"kas/a\.yml.*(cycle|includes itself|recursive)",
+     files={"kas/a.yml": KAS_HEAD + "  includes: [a.yml]\nmachine: qemux86-64\n"})
+case("kas-include-cycle", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"(cycle|recursive)",
+     files={"kas/a.yml": KAS_HEAD + "  includes: [b.yml]\nmachine: qemux86-64\n",
+            "kas/b.yml": KAS_HEAD + "  includes: [a.yml]\n"})
+case("kas-include-missing", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"include not found|nothere\.yml",
+     files={"kas/a.yml": KAS_HEAD + "  includes: [nothere.yml]\nmachine: qemux86-64\n"})
+case("kas-header-version-99", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"kas/a\.yml: .*99 is not valid under any of the given schemas",
+     files={"kas/a.yml": "header:\n  version: 99\nmachine: qemux86-64\n"})
+case("kas-no-header", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"kas/a\.yml: .*'header' is a required property",
+     files={"kas/a.yml": "machine: qemux86-64\n"})
+case("kas-top-list", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
+     r"kas/a\.yml: .*\[1, 2\] is not of type 'object'",
+     files={"kas/a.yml": "- 1\n- 2\n"})
+case("kas-product-traversal", ["import-kas", "kas/board.yml", "--out", "imp", "--product",
+     "../../escape"], USAGE, r"--product: '../../escape' is not a valid name")
+case("kas-product-slash", ["import-kas", "kas/board.yml", "--out", "imp", "--product", "a/b"],
+     USAGE, r"--product: 'a/b' is not a valid name")
+case("kas-board-name-dots", ["import-kas", "kas/...yml", "--out", "imp"], USAGE,
+     r"kas/\.\.\.yml: board name: '\.\.' is not a valid name",
+     prepare=lambda d: (d / "kas" / "...yml").write_text((d / "kas" / "board.yml").read_text()))
+case("kas-out-is-file", ["import-kas", "kas/board.yml", "--out", "rootfs.ext4"], USAGE,
+     r"rootfs\.ext4")
+case("kas-machine-newline", ["import-kas", "kas/board.yml", "--out", "imp", "--series",
+     "scarthgap"], USAGE, r"kas/board\.yml: cannot import: machine: .* must match",
+     prepare=edit("kas/board.yml", setter(machine="qemux86-64\nINHERIT += \"evil\"")))
+
+# -- artifacts -------------------------------------------------------------------------------
+def _truncate(rel: str, n: int) -> Callable[[Path], None]:
+    def prepare(d: Path) -> None:
+        p = d / rel
+        p.write_bytes(p.read_bytes()[:n])
+    return prepare
+
+
+def _flip(rel: str, offset: int) -> Callable[[Path], None]:
+    def prepare(d: Path) -> None:
+        p = d / rel
+        b = bytearray(p.read_bytes())
+        b[offset] ^= 0xFF
+        p.write_bytes(bytes(b))
+    return prepare
+
+
+for verb in ("inspect", "verify"):
+    case(f"artifact-{verb}-missing", ["artifact", verb, "none.mender"], USAGE,
+         r"(?i)none\.mender.*(no such file|not found)")
+    case(f"artifact-{verb}-dir", ["artifact", verb, "keys"], USAGE,
+         r"keys: .*(directory|not a regular file)")
+    bad = PROBLEMS if verb == "verify" else USAGE  # verify: "invalid" is its finding
+    case(f"artifact-{verb}-binary", ["artifact", verb, "evil.mender"], bad, r"evil\.mender",
+         files={"evil.mender": BINARY})
+    case(f"artifact-{verb}-empty", ["artifact", verb, "evil.mender"], bad, r"evil\.mender",
+         files={"evil.mender": b""})
+    case(f"artifact-{verb}-yaml", ["artifact", verb, "products/demo.yml"], bad,
+         r"demo\.yml")
+    case(f"artifact-{verb}-truncated", ["artifact", verb, "signed.mender"], bad,
+         r"signed\.mender", prepare=_truncate("signed.mender", 1500))
+case("artifact-verify-flipped", ["artifact", "verify", "signed.mender"], PROBLEMS,
+     r"signed\.mender.*(checksum|corrupt|decompress)", prepare=_flip("signed.mender", -400))
+case("artifact-verify-unsigned-required", ["artifact", "verify", "unsigned.mender",
+     "--require-signature", "-k", "keys/pub.pem"], PROBLEMS, r"not signed|unsigned|signature")
+case("artifact-verify-wrong-device", ["artifact", "verify", "signed.mender", "-t", "toaster"],
+     PROBLEMS, r"toaster")
+case("artifact-verify-wrong-name", ["artifact", "verify", "signed.mender", "-n", "other"],
+     PROBLEMS, r"other")
+case("artifact-verify-key-garbage", ["artifact", "verify", "signed.mender", "-k", "rootfs.ext4"],
+     USAGE, r"rootfs\.ext4|key")
+case("artifact-verify-key-binary", ["artifact", "verify", "signed.mender", "-k", "evil.pem"],
+     USAGE, r"key", files={"evil.pem": BINARY})
+case("artifact-verify-key-env-unset", ["artifact", "verify", "signed.mender", "-k",
+     "env:HOSTILE_NO_SUCH_VAR"], USAGE, r"HOSTILE_NO_SUCH_VAR.*not set")
+case("artifact-verify-key-env-garbage", ["artifact", "verify", "signed.mender", "-k",
+     "env:HOSTILE_KEY"], USAGE, r"key", env={"HOSTILE_KEY": "-----BEGIN PUBLIC KEY-----\nzz\n"})
+case("artifact-verify-key-missing", ["artifact", "verify", "signed.mender", "-k", "no.pem"],
+     USAGE, r"no\.pem")
+case("artifact-verify-key-dir", ["artifact", "verify", "signed.mender", "-k", "keys"], USAGE,
+     r"keys")
+case("artifact-verify-extract-into-file", ["artifact", "verify", "signed.mender", "--extract",
+     "rootfs.ext4"], USAGE, r"rootfs\.ext4")
+case("artifact-sign-key-missing", ["artifact", "sign", "unsigned.mender", "-k", "no.pem",
+     "-o", "out.mender"], USAGE, r"no\.pem")
+case("artifact-sign-public-key", ["artifact", "sign", "unsigned.mender", "-k", "keys/pub.pem",
+     "-o", "out.mender"], USAGE, r"private key|key")
+case("artifact-sign-key-env-garbage", ["artifact", "sign", "unsigned.mender", "-k",
+     "env:HOSTILE_KEY", "-o", "out.mender"], USAGE, r"key",
+     env={"HOSTILE_KEY": "not a key"})
+case("artifact-sign-garbage-artifact", ["artifact", "sign", "evil.mender", "-k", "keys/priv.pem",
+     "-o", "out.mender"], USAGE, r"evil\.mender", files={"evil.mender": BINARY})
+case("artifact-sign-out-no-dir", ["artifact", "sign", "unsigned.mender", "-k", "keys/priv.pem",
+     "-o", "nodir/out.mender"], USAGE, r"nodir")
+case("artifact-sign-out-is-dir", ["artifact", "sign", "unsigned.mender", "-k", "keys/priv.pem",
+     "-o", "keys"], USAGE, r"keys")
+case("artifact-sign-already-signed", ["artifact", "sign", "signed.mender", "-k",
+     "keys/priv.pem", "-o", "out.mender"], USAGE, r"already signed|--force")
+
+case("artifact-sign-encrypted-key", ["artifact", "sign", "unsigned.mender", "-k",
+     "keys/encrypted.pem", "-o", "out.mender"], USAGE,
+     r"encrypted\.pem: encrypted private keys are not supported")
+case("artifact-sign-ed25519-key", ["artifact", "sign", "unsigned.mender", "-k",
+     "keys/ed25519.pem", "-o", "out.mender"], USAGE, r"ed25519\.pem: only RSA and ECDSA P-256")
+case("artifact-verify-key-is-private", ["artifact", "verify", "signed.mender", "-k",
+     "keys/priv.pem"], USAGE, r"priv\.pem: is a private key; verification needs the public")
+case("artifact-sign-key-file-ref-missing", ["artifact", "sign", "unsigned.mender", "-k",
+     "file:keys/none.pem", "-o", "out.mender"], USAGE, r"file:keys/none\.pem")
+case("build-signing-key-env-unset", ["build", "products/demo.yml"], USAGE,
+     r"env:HOSTILE_UNSET_KEY.*not set",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "env:HOSTILE_UNSET_KEY"})))
+case("build-signing-key-garbage", ["build", "products/demo.yml"], USAGE,
+     r"rootfs\.ext4: not a PEM private key",
+     prepare=edit("products/demo.yml", setter(mender={"signing_key": "file:../rootfs.ext4"})))
+case("doctor-product-alias-in-secret", ["doctor", "--product", "products/demo.yml", "--offline"],
+     USAGE, r"demo\.yml:\d+: document expands",
+     prepare=lambda d: (d / "products" / "demo.yml").write_text(
+         (d / "products" / "demo.yml").read_text() + alias_bomb().replace("name: demo\n", "")))
+
+W = ["artifact", "write", "rootfs-image"]
+case("write-file-missing", [*W, "-f", "none.ext4", "-n", "x", "-t", "d", "-o", "o.mender"],
+     USAGE, r"none\.ext4")
+case("write-file-dir", [*W, "-f", "keys", "-n", "x", "-t", "d", "-o", "o.mender"], USAGE,
+     r"keys")
+case("write-out-no-dir", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o", "nodir/o.mender"],
+     USAGE, r"nodir")
+case("write-out-is-dir", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o", "keys"], USAGE,
+     r"keys")
+case("write-out-under-file", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o",
+     "rootfs.ext4/o.mender"], USAGE, r"rootfs\.ext4")
+case("write-name-newline", [*W, "-f", "rootfs.ext4", "-n", "x\ny", "-t", "d", "-o", "o.mender"],
+     USAGE, r"artifact name 'x\\ny' must be 1-256 printable characters")
+case("write-device-empty", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "", "-o", "o.mender"],
+     USAGE, r"device")
+case("write-key-garbage", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-k", "rootfs.ext4",
+     "-o", "o.mender"], USAGE, r"key|rootfs\.ext4")
+case("write-key-public", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-k", "keys/pub.pem",
+     "-o", "o.mender"], USAGE, r"private key|key")
+case("write-script-missing", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-s", "no.sh",
+     "-o", "o.mender"], USAGE, r"no\.sh")
+case("write-script-bad-name", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-s", "evil.sh",
+     "-o", "o.mender"], USAGE, r"evil\.sh", files={"evil.sh": "#!/bin/sh\n"})
+case("write-provides-empty-key", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-p", ":v",
+     "-o", "o.mender"], USAGE, r"KEY:VALUE")
+M = ["artifact", "write", "module-image"]
+case("write-module-traversal", [*M, "-T", "../../bin/sh", "-n", "x", "-t", "d", "-o",
+     "o.mender"], USAGE, r"'\.\./\.\./bin/sh' is not a valid update module name")
+case("write-module-meta-not-json", [*M, "-T", "single-file", "-n", "x", "-t", "d", "-m",
+     "meta.json", "-o", "o.mender"], USAGE, r"meta\.json", files={"meta.json": "{not json"})
+case("write-module-meta-list", [*M, "-T", "x", "-n", "x", "-t", "d", "-m", "meta.json",
+     "-o", "o.mender"], USAGE, r"meta\.json.*object|object", files={"meta.json": "[1, 2]"})
+case("write-module-meta-binary", [*M, "-T", "x", "-n", "x", "-t", "d", "-m", "meta.json",
+     "-o", "o.mender"], USAGE, r"meta\.json", files={"meta.json": BINARY})
+case("write-module-meta-deep", [*M, "-T", "x", "-n", "x", "-t", "d", "-m", "meta.json",
+     "-o", "o.mender"], USAGE, r"meta\.json",
+     files={"meta.json": "[" * 100000 + "]" * 100000})
+case("write-module-permissions", [*M, "-T", "single-file", "-n", "x", "-t", "d", "-f",
+     "rootfs.ext4", "--dest-dir", "/opt", "--permissions", "rwx", "-o", "o.mender"], USAGE,
+     r"permissions")
+case("write-module-dir-missing", [*M, "-T", "directory", "-n", "x", "-t", "d", "--dest-dir",
+     "/opt", "--directory", "nodir", "-o", "o.mender"], USAGE, r"nodir")
+
+# -- doctor: reads, never writes -------------------------------------------------------------
+case("doctor-product-missing", ["doctor", "--product", "nope.yml"], USAGE, r"nope\.yml")
+case("doctor-product-dir", ["doctor", "--product", "products"], USAGE, r"products")
+case("doctor-product-unknown-field", ["doctor", "--product", "products/demo.yml"], USAGE,
+     r"demo\.yml:\d+: .*colour", prepare=edit("products/demo.yml", setter(colour="blue")))
+
+# -- help: every verb answers --help with exit 0 -----------------------------------------------
+# (not hostile, but the contract: they must not crash either)

@@ -5,15 +5,12 @@ the manifests, so every board of the matrix gets the same commit of a shared rep
 """
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache
-from buildctl.compose import compose_board, device_types
+from buildctl.compose import device_types, render_board, write_board
 from buildctl.errors import UserError
-from buildctl.fsutil import write_atomic
 
 
 def register(sub) -> None:
@@ -43,16 +40,11 @@ def run(args) -> int:
         return 0
     if args.out is None:
         raise UserError("compose: --out is required (or give --explain)")
-    # every board is composed before anything is written under --out: a board that fails
+    # every board is rendered before anything is written under --out: a board that fails
     # leaves no half-composed output behind
-    with tempfile.TemporaryDirectory(prefix="buildctl-compose-") as staging:
-        staged = [compose_board(product, b.name, variant.name, Path(staging), lock=lock,
-                                head_of=cache.head) for b in boards]
-        results = []
-        for c in staged:
-            dest = args.out / c.kas_file.name
-            write_atomic(dest, c.kas_file.read_text())
-            results.append(replace(c, kas_file=dest))
+    rendered = [render_board(product, b.name, variant.name, args.out, lock=lock, head_of=cache.head)
+                for b in boards]
+    results = [write_board(r) for r in rendered]
     if args.json:
         print_json([{"board": c.board, "machine": c.machine, "variant": c.variant,
                      "kas_file": str(c.kas_file), "repos": c.repos} for c in results])

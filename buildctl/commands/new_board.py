@@ -16,7 +16,6 @@ commits the contribution to a meta-mender-community work tree (signed off).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.errors import UserError
 from buildctl.fsutil import write_atomic
 from buildctl.manifest.model import Repo
+from buildctl.commands._product import repo_cache
 from buildctl.repos import RepoAccessError, RepoCache
 
 
@@ -71,7 +71,7 @@ def register(sub) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--interactive", action="store_true", help="ask even when stdin is not a terminal")
     mode.add_argument("--non-interactive", action="store_true", help="never ask; take every proposal")
-    p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
+    p.add_argument("--repo-ref-dir", type=Path, default=None,
                    help="local reference mirrors of the repositories (like KAS_REPO_REF_DIR)")
     p.add_argument("--offline", action="store_true", help="never fetch; use mirrors and the cache")
     add_json_flag(p)
@@ -152,7 +152,7 @@ def run(args) -> int:
     err = console(stderr=True)
     interactive = args.interactive or (not args.non_interactive and sys.stdin.isatty() and not args.json)
     prompter = RichPrompter(err) if interactive else NoPrompts()
-    cache = RepoCache(ref_dir=args.repo_ref_dir, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline)
     res = resolve(answers, cache, prompter)
     spec = res.spec
     base = _base(args, spec.series, cache)

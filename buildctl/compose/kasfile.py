@@ -148,22 +148,44 @@ def dump(doc: dict) -> str:
                      allow_unicode=True)
 
 
-def compose_board(product: Product, board_name: str, variant: str | None, out_dir: Path,
-                  lock: Lock | None = None, head_of=None) -> ComposedBoard:
+@dataclass(frozen=True)
+class RenderedBoard:
+    """A board's kas file and verification key as they will be written (nothing on disk yet)."""
+
+    composed: ComposedBoard
+    text: str
+    key_pem: bytes | None = None
+    key_path: Path | None = None
+
+
+def render_board(product: Product, board_name: str, variant: str | None, out_dir: Path,
+                 lock: Lock | None = None, head_of=None) -> RenderedBoard:
+    """Everything compose_board writes, computed without writing: a caller composing several
+    boards renders them all first, so a board that fails leaves nothing behind."""
     board = product.boards[board_name]
     var = product.variant(variant)
     resolved = resolve(product, board, lock, head_of)
     pem = verifykey.public_pem(product)  # read (and refused) before anything is written
-    if pem is not None:
-        verifykey.key_path(out_dir)
-    key = verifykey.write(pem, out_dir) if pem is not None else None
+    key = verifykey.key_path(out_dir) if pem is not None else None
     doc = kas_document(product, board, var, resolved, key)
     kas_file = Path(out_dir) / f"{board.name}.yml"
-    write_atomic(kas_file, dump(doc))
     repos = {n: {("path" if r.repo.is_local else "url"): str(r.repo.path) if r.repo.is_local
                  else r.repo.url, "commit": r.commit, "branch": r.branch,
                  "layers": list(r.layers)} for n, r in resolved.items()}
     if key is not None:
         repos[verifykey.KEY_DIR] = {"path": str(key.parent), "commit": None, "branch": None, "layers": []}
-    return ComposedBoard(board=board.name, machine=board.machine, variant=var.name,
-                         kas_file=kas_file, repos=repos)
+    composed = ComposedBoard(board=board.name, machine=board.machine, variant=var.name,
+                             kas_file=kas_file, repos=repos)
+    return RenderedBoard(composed, dump(doc), pem, key)
+
+
+def write_board(rendered: RenderedBoard) -> ComposedBoard:
+    if rendered.key_pem is not None:
+        verifykey.write(rendered.key_pem, rendered.key_path.parent.parent)
+    write_atomic(rendered.composed.kas_file, rendered.text)
+    return rendered.composed
+
+
+def compose_board(product: Product, board_name: str, variant: str | None, out_dir: Path,
+                  lock: Lock | None = None, head_of=None) -> ComposedBoard:
+    return write_board(render_board(product, board_name, variant, out_dir, lock, head_of))

@@ -118,7 +118,7 @@ case("flags-unknown-verb", ["frobnicate"], USAGE, r"invalid choice: 'frobnicate'
 case("flags-unknown-option", ["validate", "products/demo.yml", "--frobnicate"], USAGE,
      r"unrecognized arguments: --frobnicate")
 case("flags-validate-no-product", ["validate"], USAGE, r"required: product")
-case("flags-compose-no-out", ["compose", "products/demo.yml"], USAGE, r"required: --out")
+case("flags-compose-no-out", ["compose", "products/demo.yml"], USAGE, r"--out is required")
 case("flags-board-no-value", ["validate", "products/demo.yml", "--board"], USAGE,
      r"--board.*expected one argument")
 case("flags-build-jobs-text", ["build", "products/demo.yml", "--jobs", "many"], USAGE,

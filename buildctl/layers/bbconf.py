@@ -238,7 +238,11 @@ class Datastore:
     `overrides` is the active override list in priority order (later wins), as OVERRIDES would be.
     """
 
-    def __init__(self, initial: Mapping[str, str] | None = None, overrides: Iterable[str] | None = None):
+    def __init__(self, initial: Mapping[str, str] | None = None, overrides: Iterable[str] | None = None,
+                 inline: Callable[[str, "Datastore"], str | None] | None = None):
+        # inline(code, d): the value of an inline Python expression `${@code}` (after `${VAR}`
+        # expansion), or None to keep it verbatim (the default for every expression).
+        self.inline = inline
         self._vars: dict[str, _Var] = {}
         # base var -> list of (full variant name, override string) e.g. ("A:rpi", "rpi")
         self._variants: dict[str, list[tuple[str, str]]] = {}
@@ -409,7 +413,35 @@ class Datastore:
                 value = new
                 break
             value = new
+        if self.inline is not None and "${@" in value:
+            value = self._expand_inline(value)
         return value
+
+    def _expand_inline(self, value: str) -> str:
+        """Replace each `${@...}` (braces balanced) the inline callback can evaluate."""
+        out: list[str] = []
+        pos = 0
+        while True:
+            start = value.find("${@", pos)
+            if start < 0:
+                out.append(value[pos:])
+                return "".join(out)
+            depth, i = 0, start + 1
+            while i < len(value):
+                if value[i] == "{":
+                    depth += 1
+                elif value[i] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            if i >= len(value):  # unbalanced: BitBake keeps such text as it is
+                out.append(value[pos:])
+                return "".join(out)
+            got = self.inline(value[start + 3 : i], self)
+            out.append(value[pos:start])
+            out.append(value[start : i + 1] if got is None else got)
+            pos = i + 1
 
     def keys(self) -> list[str]:
         names = []

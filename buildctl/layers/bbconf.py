@@ -248,6 +248,9 @@ class Datastore:
         self._variants: dict[str, list[tuple[str, str]]] = {}
         self._fixed_overrides = None if overrides is None else list(overrides)
         self._overrides_cache: list[str] | None = None
+        # Variables OVERRIDES was computed from: only writing one of them invalidates it.
+        self._overrides_deps: set[str] | None = None
+        self._reads: set[str] | None = None
         for k, v in (initial or {}).items():
             self.set(k, v)
 
@@ -259,17 +262,27 @@ class Datastore:
         if self._overrides_cache is None:
             # OVERRIDES may itself depend on overrides: settle it the way BitBake does.
             self._overrides_cache = []
-            for _ in range(5):
-                val = self.get("OVERRIDES") or ""
-                new = [o for o in val.split(":") if o]
-                if new == self._overrides_cache:
-                    break
-                self._overrides_cache = new
+            outer, self._reads = self._reads, set()
+            try:
+                for _ in range(5):
+                    val = self.get("OVERRIDES") or ""
+                    new = [o for o in val.split(":") if o]
+                    if new == self._overrides_cache:
+                        break
+                    self._overrides_cache = new
+                self._overrides_deps = self._reads
+            finally:
+                self._reads = outer if outer is None else outer | self._reads
         return self._overrides_cache
+
+    def _invalidate(self, name: str) -> None:
+        if self._overrides_deps is None or name.split(":", 1)[0] in self._overrides_deps:
+            self._overrides_cache = None
+            self._overrides_deps = None
 
     # -- writing -----------------------------------------------------------------------
     def _var(self, name: str) -> _Var:
-        self._overrides_cache = None
+        self._invalidate(name)
         v = self._vars.get(name)
         if v is None:
             v = self._vars[name] = _Var()
@@ -320,7 +333,7 @@ class Datastore:
         return self.expand(val) if (val is not None and expand_value) else val
 
     def unset(self, name: str, flag: str = "") -> None:
-        self._overrides_cache = None
+        self._invalidate(name)
         if flag:
             v = self._vars.get(name)
             if v:
@@ -374,6 +387,8 @@ class Datastore:
         return self._get(name, expand_value, ())
 
     def _get(self, name: str, expand_value: bool, seen: tuple[str, ...]) -> str | None:
+        if self._reads is not None:
+            self._reads.add(name.split(":", 1)[0])
         value, removes = self._unexpanded(name)
         if value is None:
             return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import posixpath
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable
 
 from buildctl.layers import bbconf
@@ -138,6 +139,15 @@ def inline_value(code: str, d: bbconf.Datastore) -> str | None:
     return str(value)
 
 
+@lru_cache(maxsize=4096)
+def _parse(text: str, filename: str) -> tuple[bbconf.Statement, ...]:
+    """Parsed once per file content: every board of a product reads the same classes."""
+    try:
+        return tuple(bbconf.parse(text, filename))
+    except bbconf.ConfSyntaxError:
+        return ()  # reported by the layer checks
+
+
 class _Reader:
     """Applies statements to a datastore, following include/require (first beside the including
     file, then along BBPATH) and inherit (classes along BBPATH), each class once."""
@@ -150,14 +160,11 @@ class _Reader:
         self.inherited: set[str] = set()
         self.here: list[tuple[LayerInfo | None, str]] = [(None, "")]  # (layer, directory)
 
-    def _read(self, layer: LayerInfo, rel: str) -> list[bbconf.Statement] | None:
+    def _read(self, layer: LayerInfo, rel: str) -> tuple[bbconf.Statement, ...] | None:
         text = layer.read_text(rel)
         if text is None:
             return None
-        try:
-            return bbconf.parse(text, layer.display_path(rel))
-        except bbconf.ConfSyntaxError:
-            return []  # reported by the layer checks
+        return _parse(text, layer.display_path(rel))
 
     def find(self, rel: str) -> tuple[list[bbconf.Statement], LayerInfo | None, str] | None:
         if rel in self.files:

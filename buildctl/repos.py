@@ -81,16 +81,18 @@ class RepoCache:
         if key in self._dirs:
             return self._dirs[key]
         if repo.is_local:
+            # Through the work tree, as the build uses it: git applies its ownership rule
+            # there (reading the .git directory directly would bypass it).
             d = Path(repo.path)
-            g = d / ".git" if (d / ".git").exists() else d
-            if not (g / "HEAD").exists():
-                try:
-                    top = git(d, "rev-parse", "--absolute-git-dir", check=False)
-                except GitError as e:
-                    raise RepoAccessError(f"repo {repo.name}: {e.reason}", dubious=True) from None
-                if top.returncode != 0:
-                    raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
-                g = Path(top.stdout.strip())
+            if not d.is_dir():
+                raise RepoAccessError(f"repo {repo.name}: {d} does not exist")
+            try:
+                top = git(d, "rev-parse", "--absolute-git-dir", check=False)
+            except GitError as e:
+                raise RepoAccessError(f"repo {repo.name}: {e.reason}", dubious=True) from None
+            if top.returncode != 0:
+                raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
+            g = Path(top.stdout.strip())
         else:
             g = self._reference(repo) or _local_url(repo.url) or self._clone(repo)
         self._dirs[key] = g

@@ -77,7 +77,7 @@ def _stack_refs(product: Product, board: Board, lock: Lock | None, cache: RepoCa
         except UserError as exc:
             msg = str(exc)
             if getattr(exc, "dubious", False):
-                problems.append(Finding(board.name, "repo-unreadable", f"repo {name}: {msg}", src, repo.line))
+                problems.append(Finding(board.name, "repo-unreadable", msg, src, repo.line))
             else:
                 problems.append(Finding(board.name, "repo-unavailable", msg, src, repo.line))
             continue
@@ -261,14 +261,14 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                 findings += [f for f in check_board(product, board, lock) if f.code in MENDER_CODES]
                 continue
             stack = [infos[r] for r in s.refs]
-            unreadable = [p for info in stack for p in info.problems if p.code == "layer-unreadable"]
+            unreadable = [p for info in stack for p in info.problems if p.code in CAUSE_CODES]
             if s.problems or unreadable:
                 # the stack is incomplete: report why (once per repository), and only the
                 # problems of the layers that could be read
                 for info in stack:
                     for p in info.problems:
                         file, line = s.declared.get(info.repo, (p.file, p.line)) \
-                            if p.code == "layer-unreadable" else (p.file, p.line)
+                            if p.code in CAUSE_CODES else (p.file, p.line)
                         findings.append(Finding(board.name, p.code, p.message, file, line))
                 findings += _without_layer_defaults(board, _mender_findings(product, board, lock, None))
                 continue

@@ -287,3 +287,21 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
         fs.close()
     findings = _real_paths(_merge_causes(findings), roots)
     return sorted(set(findings), key=lambda f: (f.board, f.file, f.line or 0, f.code, f.message))
+
+
+def preflight_for_build(product_path, *, boards: list[str] | None, series: str | None,
+                        lock_path, repo_ref_dir) -> list[Finding]:
+    """What `buildctl build` runs before any container starts: validate of the boards it will
+    build (findings relative to the current directory). A plain kas file has nothing to check."""
+    from buildctl.builder.jobs import is_kas_file
+    from buildctl.compose import lockfile
+    from buildctl.manifest import load_product
+
+    if is_kas_file(product_path):
+        return []
+    product = load_product(product_path)
+    if series:
+        product = product.with_series(series)
+    lock = lockfile.find(product, lock_path)
+    cache = RepoCache(ref_dir=repo_ref_dir)
+    return relative_to_cwd(validate_product(product, product.select_boards(boards or None), lock, cache))

@@ -13,7 +13,7 @@ def _board_with_bsp(tmp_path, machine, commit, bsp):
 
 
 def test_diverging_pins_name_boards_and_files(tmp_path):
-    product = simple_product(tmp_path)
+    simple_product(tmp_path)
     bsp = tmp_path / "repos" / "meta-bsp"
     base = make_repo(bsp, {"conf/layer.conf": "# v1\n"})
     left = commit_more(bsp, {"conf/layer.conf": "# left\n"})

@@ -47,7 +47,8 @@ def test_base_configuration_follows_bitbake_order(tmp_path):
         "meta/classes-global/setup.bbclass": "require setup-sizes.inc\n"
                                              'SIZE ??= "${SIZE_DEFAULT}"\nSIZE_DEFAULT = "128"\n'
                                              'BOARD ??= "${BOARD_DEFAULT}"\nBOARD_DEFAULT ?= "generic"\n'
-                                             'FAMILY = "${@bb.utils.contains(\'OVERRIDES\', \'fam\', \'yes\', \'no\', d)}"\n'
+                                             'FAMILY = "no"\nFAMILY:fam = "yes"\n'
+                                             'SAY = "${@bb.utils.contains(\'FAMILY\', \'yes\', \'hi\', \'\', d)}"\n'
                                              "def helper(d):\n    return 1\n",
         "meta/classes-global/setup-sizes.inc": 'TOTAL ??= "1024"\n',
     })
@@ -60,5 +61,6 @@ def test_base_configuration_follows_bitbake_order(tmp_path):
     assert d.get("SIZE") == "128"
     assert d.get("BOARD") == "from-layer"  # the layer's machine-specific default (override)
     assert d.get("FAMILY") == "yes"  # MACHINEOVERRIDES from the machine conf
+    assert d.get("SAY") == "hi"
     assert mender_settings(d).device is None  # nothing meta-mender would set: unknown, not guessed
     assert board_datastore(layers, machine="other", distro="dist").get("BOARD") == "generic"

@@ -15,7 +15,7 @@ from rich.markup import escape
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product
 from buildctl.errors import EXIT_PROBLEMS
-from buildctl.preflight.run import relative_to_cwd, validate_product
+from buildctl.preflight.run import relative_to_cwd, validate_product, with_import_origins
 from buildctl.repos import RepoCache
 
 
@@ -34,7 +34,7 @@ def run(args) -> int:
     lock = open_lock(args, product)
     cache = RepoCache(ref_dir=args.repo_ref_dir, offline=args.offline)
     boards = product.select_boards(args.board)
-    findings = relative_to_cwd(validate_product(product, boards, lock, cache))
+    findings = with_import_origins(relative_to_cwd(validate_product(product, boards, lock, cache)))
     errors = [f for f in findings if f.severity == "error"]
     elapsed = time.perf_counter() - t0
     if args.json:

@@ -240,6 +240,32 @@ def relative_to_cwd(findings: list[Finding], cwd: str | None = None) -> list[Fin
     return out
 
 
+_IMPORT_MARK = re.compile(r"#\s*kas:\s*(\S+?)(?::(\d+))?\s*$")
+
+
+def with_import_origins(findings: list[Finding]) -> list[Finding]:
+    """Findings on lines import-kas wrote also name the kas file and line the value came from
+    (the manifest line ends with `# kas: <file>:<line>`, relative to the manifest)."""
+    cache: dict[str, list[str]] = {}
+    out = []
+    for f in findings:
+        if f.file and f.line:
+            if f.file not in cache:
+                try:
+                    with open(f.file, encoding="utf-8", errors="replace") as fh:
+                        cache[f.file] = fh.read(1 << 20).splitlines()
+                except OSError:
+                    cache[f.file] = []
+            lines = cache[f.file]
+            m = _IMPORT_MARK.search(lines[f.line - 1]) if 0 < f.line <= len(lines) else None
+            if m:
+                src = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(f.file)), m.group(1)))
+                f = replace(f, message=f"{f.message} (imported from {src}"
+                                       + (f":{m.group(2)})" if m.group(2) else ")"))
+        out.append(f)
+    return out
+
+
 def validate_product(product: Product, boards: list[Board], lock: Lock | None,
                      cache: RepoCache, *, layers: bool = True) -> list[Finding]:
     findings: list[Finding] = []
@@ -304,4 +330,5 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
         product = product.with_series(series)
     lock = lockfile.find(product, lock_path)
     cache = RepoCache(ref_dir=repo_ref_dir)
-    return relative_to_cwd(validate_product(product, product.select_boards(boards or None), lock, cache))
+    return with_import_origins(relative_to_cwd(
+        validate_product(product, product.select_boards(boards or None), lock, cache)))

@@ -33,7 +33,7 @@ def kas_file(path: Path, body: str, version=14, includes=()) -> Path:
 
 def board_body(poky, machine="qemux86-64", ref=None, conf="") -> str:
     path, commit = poky
-    ref = ref or f"commit: {commit}"
+    ref = f"commit: {commit}" if ref is None else ref
     text = f"""\
         machine: {machine}
         distro: poky
@@ -164,7 +164,7 @@ def test_names_that_leave_out_are_refused(tmp_path, poky):
 
 
 def test_validate_names_the_kas_line_behind_a_finding(tmp_path, poky):
-    f = kas_file(tmp_path / "kas" / "qemux86-64.yml", board_body(poky, conf="""\
+    kas_file(tmp_path / "kas" / "qemux86-64.yml", board_body(poky, conf="""\
         MENDER_STORAGE_DEVICE = "/dev/sda"
         MENDER_STORAGE_TOTAL_SIZE_MB = "128"
         MENDER_DATA_PART_SIZE_MB = "64"
@@ -187,3 +187,16 @@ def test_import_files_refuses_a_binary_file(tmp_path):
     f.write_bytes(b"\x00\x01header")
     with pytest.raises(UserError, match="binary"):
         import_files([f], product_name="p", out_dir=tmp_path / "out", series="scarthgap")
+
+
+def test_lock_file_and_repo_defaults_are_applied_with_notes(tmp_path, poky):
+    path, commit = poky
+    body = board_body(poky, ref="")
+    body += "defaults:\n  repos:\n    branch: scarthgap\n"
+    f = kas_file(tmp_path / "kas" / "qemux86-64.yml", body)
+    lock = f.with_name("qemux86-64.lock.yml")
+    lock.write_text(f"header:\n  version: 14\noverrides:\n  repos:\n    poky:\n      commit: {commit}\n")
+    imp = import_files([f], product_name="p", out_dir=tmp_path / "out", series="scarthgap")
+    assert imp.product["repos"]["poky"]["refs"] == {"scarthgap": {"branch": "scarthgap", "commit": commit}}
+    assert "taken from defaults.repos" in note_at(imp.notes, f, "branch: scarthgap")
+    assert "from the lock file overrides" in note_at(imp.notes, lock, "commit:")

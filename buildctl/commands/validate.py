@@ -1,10 +1,13 @@
 """Check the whole layer stack of every board before anyone waits for bitbake.
 
-Reads each layer's conf/layer.conf straight from git objects at the pinned commits and
+Reads each layer's configuration straight from git objects at the pinned commits (a local
+`path:` repository without a pinned commit from its work tree, as the build uses it) and
 reports, for every board at once: layers not compatible with the series, unmet LAYERDEPENDS,
 a MACHINE or DISTRO no layer defines, bbappends that match no recipe, floating refs, Mender
-settings that cannot work and variables assigned twice with different values. Exit 1 when
-an error was found, 0 otherwise (warnings alone do not fail).
+settings that cannot work and variables assigned twice with different values. Mender values
+the manifest leaves out are the ones the board's layers set. A repository that cannot be read
+is reported once with the boards it affects. Exit 1 when an error was found, 0 otherwise
+(warnings alone do not fail). `buildctl build` runs the same checks first.
 """
 from __future__ import annotations
 

@@ -193,7 +193,13 @@ _FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
 def _is_conf(path: str) -> bool:
-    return (path.startswith("conf/") or "/conf/" in path) and path.endswith((".conf", ".inc"))
+    """Configuration and global classes: what the layer checks and the base-configuration
+    evaluation (layers/settings.py) read."""
+    if path.endswith((".conf", ".inc")) and (path.startswith("conf/") or "/conf/" in path):
+        return True
+    return path.endswith((".bbclass", ".inc")) and (
+        path.startswith(("classes/", "classes-global/")) or "/classes/" in path
+        or "/classes-global/" in path)
 
 
 def _git(repo: str, args: list[str], *, shown, rev: str = "", stdin: bytes | None = None) -> bytes:

@@ -30,16 +30,25 @@ class StaleItem:
 def matrix_repos(product: Product) -> dict[str, tuple[Repo, dict[str, str | None]]]:
     """Every repo of the matrix with the commit each board pins (None: floating)."""
     out: dict[str, tuple[Repo, dict[str, str | None]]] = {}
+    first: dict[str, tuple[str, Repo]] = {}  # repo -> (board, repo entry) that named it first
     for board in product.boards.values():
         for name, (repo, _layers) in stack_repos(product, board).items():
             ref = repo.ref(product.series)
             pins = out.setdefault(name, (repo, {}))[1]
+            first.setdefault(name, (board.name, repo))
             if (out[name][0].url or out[name][0].path) != (repo.url or repo.path):
-                raise UserError(f"{board.path}: repo {name!r} comes from {repo.url or repo.path} "
-                                f"here but from {out[name][0].url or out[name][0].path} in another "
-                                "board: one id, one repository")
+                other_board, other = first[name]
+                raise UserError(
+                    f"{_where(repo)}: repo {name!r} comes from {repo.url or repo.path} for board "
+                    f"{board.name} but from {other.url or other.path} for board {other_board} "
+                    f"({_where(other)}): one id, one repository")
             pins[board.name] = ref.commit if ref else None
     return out
+
+
+def _where(repo: Repo) -> str:
+    src = _shown(repo.source)
+    return f"{src}:{repo.line}" if repo.line else src
 
 
 def pin_sites(product: Product) -> dict[str, dict[str, str]]:

@@ -44,3 +44,15 @@ def test_a_board_that_bypasses_the_lock_is_named_with_its_file(tmp_path):
     _board_with_bsp(tmp_path, "qemuarm64", c2, bsp)
     r = run_cli("lock", "products/demo.yml", "--check", cwd=tmp_path)
     assert r.returncode == 1 and "(machines/qemuarm64.yml:" in r.stdout and "bypasses the lock" in r.stdout
+
+
+def test_one_repo_id_from_two_sources_names_both_boards_and_files(tmp_path):
+    simple_product(tmp_path)
+    a, b = tmp_path / "repos" / "bsp-a", tmp_path / "repos" / "bsp-b"
+    _board_with_bsp(tmp_path, "qemux86-64", make_repo(a, {"conf/layer.conf": "# a\n"}), a)
+    _board_with_bsp(tmp_path, "qemuarm64", make_repo(b, {"conf/layer.conf": "# b\n"}), b)
+    r = run_cli("lock", "products/demo.yml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "repo 'meta-bsp' comes from" in r.stderr and "one id, one repository" in r.stderr
+    assert "machines/qemux86-64.yml:" in r.stderr and "machines/qemuarm64.yml:" in r.stderr
+    assert "board qemux86-64" in r.stderr and "board qemuarm64" in r.stderr

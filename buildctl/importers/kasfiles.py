@@ -20,6 +20,7 @@ import yaml
 from buildctl.errors import UserError
 
 KeyPath = tuple
+MAX_NODES = 200_000  # YAML nodes visited per file (aliases count each time they are used)
 
 
 @dataclass
@@ -75,20 +76,25 @@ def _load(path: Path, notes: list[str]) -> tuple[dict, dict[KeyPath, int]]:
     text = raw.decode("utf-8", errors="replace")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) if path.suffix != ".json" else __import__("json").loads(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{shown(path)}:{mark.line + 1}" if mark else shown(path)
         raise UserError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise UserError(f"{shown(path)}: invalid kas file: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
+    if node is None or not isinstance(node, yaml.MappingNode):
         raise UserError(f"{shown(path)}: not a kas file (the top level is not a mapping)")
     lines: dict[KeyPath, int] = {}
+    budget = [MAX_NODES]
 
     def walk(n: yaml.Node, kp: KeyPath, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise UserError(f"{shown(path)}: more than {MAX_NODES} values once aliases are "
+                            "expanded: not a kas file")
         if depth > 50:
-            return
+            raise UserError(f"{shown(path)}:{n.start_mark.line + 1}: nested more than 50 levels "
+                            "deep: not a kas file")
         lines.setdefault(kp, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             seen: dict[str, int] = {}
@@ -107,8 +113,11 @@ def _load(path: Path, notes: list[str]) -> tuple[dict, dict[KeyPath, int]]:
             for i, v in enumerate(n.value):
                 walk(v, kp + (i,), depth + 1)
 
-    if node is not None:
-        walk(node, (), 0)
+    walk(node, (), 0)  # bounded: only then is the data built (as kas will build it)
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise UserError(f"{shown(path)}: invalid kas file: {str(exc).splitlines()[0]}") from None
     return data, lines
 
 

@@ -200,3 +200,16 @@ def test_lock_file_and_repo_defaults_are_applied_with_notes(tmp_path, poky):
     assert imp.product["repos"]["poky"]["refs"] == {"scarthgap": {"branch": "scarthgap", "commit": commit}}
     assert "taken from defaults.repos" in note_at(imp.notes, f, "branch: scarthgap")
     assert "from the lock file overrides" in note_at(imp.notes, lock, "commit:")
+
+
+def test_alias_bomb_and_deep_nesting_end_in_one_line(tmp_path):
+    bomb = ["header: {version: 14}", "a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    cases = {"bomb.yml": "\n".join(bomb) + "\nmachine: *a8\n",
+             "deep.yml": "header: {version: 14}\nmachine: " + "[" * 5000 + "]" * 5000 + "\n"}
+    for name, text in cases.items():
+        f = tmp_path / name
+        f.write_text(text)
+        r = run_cli("import-kas", str(f), "--out", str(tmp_path / "out"), "--series", "scarthgap")
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "out").exists()

@@ -323,8 +323,8 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
     from buildctl.compose import lockfile
     from buildctl.manifest import load_product
 
-    if is_kas_file(product_path):
-        return []
+    if not os.path.isfile(product_path) or is_kas_file(product_path):
+        return []  # build itself says what is wrong with the path; a kas file has no manifest
     product = load_product(product_path)
     if series:
         product = product.with_series(series)

@@ -250,10 +250,24 @@ def _typed(stmts: list[_Stmt], board: dict, product: dict, notes: list[str], sou
     return rest
 
 
+# local.conf variables that turn a check off (BitBake's or validate's): imported, with a note
+SILENCING = {
+    "BB_DANGLINGAPPENDS_WARNONLY": "dangling bbappends become warnings (BitBake and validate)",
+    "BBMASK": "masked recipes and bbappends are not parsed or checked",
+    "SANITY_TESTED_DISTROS": "BitBake's host distribution check",
+    "INSANE_SKIP": "QA checks of the named packages",
+    "ERROR_QA": "QA checks downgraded (a :remove moves them out of the errors)",
+}
+
+
 def _local_conf(stmts: list[_Stmt], notes: list[str], origins: dict[tuple, str]) -> dict:
     out: dict = {}
     first: dict[str, _Stmt] = {}
     for s in stmts:
+        what = SILENCING.get(s.key.split(":")[0])
+        if what:
+            notes.append(f"{s.origin}: {s.key} {s.op} \"{s.value.strip()}\" imported: it silences "
+                         f"a check ({what})")
         value = s.value
         if s.key in out:
             prev = out[s.key]

@@ -128,6 +128,7 @@ def test_a_note_with_file_and_line_for_every_decision(tmp_path, poky):
         X = "1"
         X = "2"
         include conf/extra.inc
+        BB_DANGLINGAPPENDS_WARNONLY = "1"
         """)
     body = body.replace("machine: qemux86-64\n", "machine: qemux86-64\nmachine: qemuarm64\n", 1)
     body += '  size: |\n    MENDER_STORAGE_TOTAL_SIZE_MB = "2048"\n'
@@ -137,6 +138,7 @@ def test_a_note_with_file_and_line_for_every_decision(tmp_path, poky):
     assert "given twice" in note_at(notes, f, "machine: qemuarm64")  # duplicate YAML key
     assert "later value is kept" in note_at(notes, f, 'X = "2"')  # duplicate assignment
     assert "include conf/extra.inc is not imported" in note_at(notes, f, "include conf/extra.inc")
+    assert "silences a check" in note_at(notes, f, "BB_DANGLINGAPPENDS_WARNONLY")
     assert "env is not imported" in note_at(notes, base, "env:")  # no field for it
     # the including file's section replaces the include's, as kas merges them
     assert "replaces the value from" in note_at(notes, f, "  size: |")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from buildctl.errors import UserError
 from buildctl.importers import kasfiles
 from buildctl.layers import bbconf
+from buildctl.layers.gitfs import GitError, git
 
 KNOWN_SERIES = ("kirkstone", "langdale", "mickledore", "nanbield", "scarthgap", "styhead",
                 "walnascar", "whinlatter", "wrynose", "blacksail")
@@ -66,7 +66,10 @@ def check_name(kind: str, name: str, where: str) -> None:
 
 
 def _git(cwd: Path, *args: str) -> str | None:
-    r = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+    try:
+        r = git(cwd, *args, check=False)
+    except GitError as e:  # a checkout git refuses (dubious ownership): say so
+        raise UserError(e.reason) from None
     return r.stdout.strip() if r.returncode == 0 else None
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from buildctl.errors import UserError
+from buildctl.layers.gitfs import GitError, git
 
 KeyPath = tuple
 MAX_NODES = 200_000  # YAML nodes visited per file (aliases count each time they are used)
@@ -155,8 +155,10 @@ def _version(f: KasFile) -> None:
 def repo_root(path: Path) -> Path:
     """Where kas resolves repo-relative includes: the git work tree holding the file, else its
     directory."""
-    r = subprocess.run(["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"],
-                       capture_output=True, text=True)
+    try:
+        r = git(path.parent, "rev-parse", "--show-toplevel", check=False)
+    except GitError as e:
+        raise UserError(e.reason) from None
     return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else path.parent.resolve()
 
 

@@ -5,19 +5,20 @@ Where a repository's objects come from, in order:
    them (``github.com.owner.repo.git``) or after the repo id (``<id>`` / ``<id>.git``);
 2. buildctl's own bare clone in the git cache (``~/.cache/buildctl/git``), fetched on demand.
 Local repos (``path:``) are read in place. Reference mirrors are only ever read.
+Every git command goes through buildctl.layers.gitfs.git (one place that runs git and
+classifies its errors, e.g. a repository another user owns).
 """
 from __future__ import annotations
 
-import os
-import subprocess
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from buildctl.errors import UserError
+from buildctl.layers.gitfs import GitError, first_error, git
 from buildctl.manifest.model import Repo
 
-GIT_TIMEOUT_S = 300
 DEFAULT_GIT_CACHE = Path("~/.cache/buildctl/git")  # the command line passes BUILDCTL_GIT_CACHE
 
 
@@ -33,15 +34,20 @@ def qualified_name(url: str) -> str:
     return text.strip(".")
 
 
-def _git(git_dir: Path, *args: str, check: bool = True, timeout: int = GIT_TIMEOUT_S
-         ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true")
-    return subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, text=True,
-                          check=check, timeout=timeout, env=env)
+def _git(git_dir: Path, *args: str, check: bool = True):
+    try:
+        return git(git_dir, *args, check=check)
+    except GitError as e:
+        raise RepoAccessError(e.reason if e.dubious else str(e), dubious=e.dubious) from None
 
 
 class RepoAccessError(UserError):
-    pass
+    """A repository, ref or commit that cannot be reached; dubious: git refuses to read the
+    repository because another user owns it (not a missing commit)."""
+
+    def __init__(self, message: str, *, dubious: bool = False):
+        super().__init__(message)
+        self.dubious = dubious
 
 
 @dataclass
@@ -71,14 +77,18 @@ class RepoCache:
         if key in self._dirs:
             return self._dirs[key]
         if repo.is_local:
+            # Through the work tree, as the build uses it: git applies its ownership rule
+            # there (reading the .git directory directly would bypass it).
             d = Path(repo.path)
-            g = d / ".git" if (d / ".git").exists() else d
-            if not (g / "HEAD").exists():
-                top = subprocess.run(["git", "-C", str(d), "rev-parse", "--absolute-git-dir"],
-                                     capture_output=True, text=True)
-                if top.returncode != 0:
-                    raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
-                g = Path(top.stdout.strip())
+            if not d.is_dir():
+                raise RepoAccessError(f"repo {repo.name}: {d} does not exist")
+            try:
+                top = git(d, "rev-parse", "--absolute-git-dir", check=False)
+            except GitError as e:
+                raise RepoAccessError(f"repo {repo.name}: {e.reason}", dubious=True) from None
+            if top.returncode != 0:
+                raise RepoAccessError(f"repo {repo.name}: {d} is not inside a git repository")
+            g = Path(top.stdout.strip())
         else:
             g = self._reference(repo) or _local_url(repo.url) or self._clone(repo)
         self._dirs[key] = g
@@ -93,16 +103,12 @@ class RepoCache:
                                   "give --repo-ref-dir with a mirror)")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
-        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+        shutil.rmtree(tmp, ignore_errors=True)
         try:
-            subprocess.run(["git", "clone", "--bare", "--quiet", repo.url, str(tmp)],
-                           capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S, env=env)
-        except subprocess.CalledProcessError as exc:
-            raise RepoAccessError(f"repo {repo.name}: cannot clone {repo.url}: "
-                                  f"{_last_line(exc.stderr)}") from None
-        except subprocess.TimeoutExpired:
-            raise RepoAccessError(f"repo {repo.name}: cloning {repo.url} timed out") from None
+            git(None, "clone", "--bare", "--quiet", repo.url, str(tmp))
+        except GitError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RepoAccessError(f"repo {repo.name}: cannot clone {repo.url}: {exc.reason}") from None
         tmp.rename(target)
         return target
 
@@ -138,7 +144,7 @@ class RepoCache:
                      check=False)
             if r.returncode != 0:
                 raise RepoAccessError(f"repo {repo.name}: cannot fetch branch {branch} from "
-                                      f"{repo.url}: {_last_line(r.stderr)}")
+                                      f"{repo.url}: {first_error(r.stderr) or 'git fetch failed'}")
         for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
             r = _git(g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
             if r.returncode == 0:
@@ -187,8 +193,3 @@ def _local_url(url: str) -> Path | None:
             if (g / "objects").is_dir() and (g / "HEAD").is_file():
                 return g
     return None
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else "git failed"

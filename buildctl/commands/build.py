@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=path_arg, metavar="DIR",
                    help="output directory (default: ./out/<product>)")
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
+    p.add_argument("--no-preflight", action="store_true",
+                   help="skip the pre-flight checks (`buildctl validate`) run before the build")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -51,6 +53,8 @@ def run(args) -> int:
     if args.cpus is not None and args.cpus < 1:
         raise UserError("--cpus: must be at least 1")
     mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
+    if not args.no_preflight:
+        _preflight(args)
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
@@ -65,6 +69,25 @@ def run(args) -> int:
     if report.status == "interrupted":
         return 130
     return 0 if report.status == "succeeded" else 1
+
+
+def _preflight(args) -> None:
+    """Pre-flight first: errors stop the build before any container starts."""
+    from rich.markup import escape
+
+    from buildctl.errors import ProblemsFound
+    from buildctl.preflight.run import preflight_for_build
+
+    findings = preflight_for_build(args.product, boards=args.board, series=args.series,
+                                   lock_path=args.lock, repo_ref_dir=args.repo_ref_dir)
+    errors = [f for f in findings if f.severity == "error"]
+    con = console(stderr=True) if args.json else console()
+    for f in findings:
+        con.print(f"{f.severity} [bold]{escape(f.board)}[/] "
+                  f"{escape(f.location() + ': ' if f.location() else '')}{escape(f.message)} ({f.code})")
+    if errors:
+        raise ProblemsFound(f"pre-flight found {len(errors)} error(s): nothing was built "
+                            "(fix them, or skip the checks with --no-preflight)")
 
 
 def _summary(data: dict) -> None:

@@ -5,7 +5,6 @@ the manifests, so every board of the matrix gets the same commit of a shared rep
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache

@@ -43,8 +43,45 @@ def _flow_refs(dumper, data):
 _Dumper.add_representer(dict, _flow_refs)
 
 
-def _dump(data: dict, header: str) -> str:
-    return header + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+IMPORT_MARK = "# kas: "  # end-of-line comment naming the kas file:line a value came from
+
+
+def _dump(data: dict, header: str, origins: dict[tuple, str] | None = None,
+          base: Path | None = None) -> str:
+    """The manifest as YAML; each line a kas value produced ends with `# kas: file:line`
+    (the path relative to the manifest's directory), which validate reads back."""
+    import os
+
+    from buildctl.manifest.yamlsrc import loads
+
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+    if origins and base is not None:
+        _, smap = loads(body, base / "manifest.yml")
+        lines = body.splitlines()
+        marks: dict[int, str] = {}
+        for kp, origin in sorted(origins.items(), key=lambda x: len(x[0])):
+            line = smap.lines.get(tuple(kp))
+            if not line or not origin:
+                continue
+            file, _, num = origin.rpartition(":")
+            if not num.isdigit():
+                file, num = origin, ""
+            rel = os.path.relpath(os.path.abspath(file), os.path.abspath(base))
+            marks[line] = f"{rel}:{num}" if num else rel
+        for line, mark in marks.items():
+            if "#" not in lines[line - 1] and not lines[line - 1].rstrip().endswith("|"):
+                lines[line - 1] = f"{lines[line - 1]}  {IMPORT_MARK}{mark}"
+        body = "\n".join(lines) + "\n"
+    return header + body
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """path, refused unless it stays inside out (symbolic links followed)."""
+    real_out = out.resolve()
+    real = path.resolve()
+    if not real.is_relative_to(real_out):
+        raise UserError(f"{path}: would be written outside --out {out}")
+    return path
 
 
 def _check_outputs(imp, files: list[Path]) -> None:
@@ -70,16 +107,19 @@ def run(args) -> int:
     for f in args.files:  # each board is named after its file
         safe_name(f.stem, f"{f}: board name")
     imp = import_files(args.files, product_name=args.product, out_dir=args.out, series=args.series)
-    outputs = {args.out / "products" / f"{args.product}.yml": imp.product}
+    outputs = {_inside(args.out, args.out / "products" / f"{args.product}.yml"): (imp.product, "product")}
     for name, board in imp.boards.items():
-        outputs[args.out / "machines" / f"{name}.yml"] = board
+        outputs[_inside(args.out, args.out / "machines" / f"{name}.yml")] = (board, name)
     _check_outputs(imp, args.files)
     existing = [p for p in outputs if p.exists()]
     if existing and not args.force:
         raise UserError(f"{existing[0]}: exists (use --force to overwrite)")
     sources = ", ".join(str(f) for f in args.files)
-    for path, data in outputs.items():
-        write_atomic(path, _dump(data, f"# Imported by buildctl import-kas from {sources}\n"))
+    texts = {path: _dump(data, f"# Imported by buildctl import-kas from {sources}\n",
+                         imp.origins.get(key), path.parent)
+             for path, (data, key) in outputs.items()}
+    for path, text in texts.items():  # every text is ready before the first file is written
+        write_atomic(path, text)
     if args.json:
         print_json({"written": [str(p) for p in outputs], "notes": imp.notes})
     else:

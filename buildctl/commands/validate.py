@@ -1,10 +1,13 @@
 """Check the whole layer stack of every board before anyone waits for bitbake.
 
-Reads each layer's conf/layer.conf straight from git objects at the pinned commits and
+Reads each layer's configuration straight from git objects at the pinned commits (a local
+`path:` repository without a pinned commit from its work tree, as the build uses it) and
 reports, for every board at once: layers not compatible with the series, unmet LAYERDEPENDS,
 a MACHINE or DISTRO no layer defines, bbappends that match no recipe, floating refs, Mender
-settings that cannot work and variables assigned twice with different values. Exit 1 when
-an error was found, 0 otherwise (warnings alone do not fail).
+settings that cannot work and variables assigned twice with different values. Mender values
+the manifest leaves out are the ones the board's layers set. A repository that cannot be read
+is reported once with the boards it affects. Exit 1 when an error was found, 0 otherwise
+(warnings alone do not fail). `buildctl build` runs the same checks first.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product, repo_cache
 from buildctl.compose import device_types
 from buildctl.errors import EXIT_PROBLEMS
-from buildctl.preflight.run import validate_product
+from buildctl.preflight.run import relative_to_cwd, validate_product, with_import_origins
 
 
 def register(sub) -> None:
@@ -34,7 +37,7 @@ def run(args) -> int:
     lock = open_lock(args, product)
     cache = repo_cache(args, offline=args.offline)
     boards = product.select_boards(args.board)
-    findings = validate_product(product, boards, lock, cache)
+    findings = with_import_origins(relative_to_cwd(validate_product(product, boards, lock, cache)))
     types = device_types.explain(product, boards, lock, cache)
     errors = [f for f in findings if f.severity == "error"]
     elapsed = time.perf_counter() - t0

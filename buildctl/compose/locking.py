@@ -1,12 +1,13 @@
 """Resolve every repository of every board to one commit (the product lock)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from buildctl.compose.kasfile import stack_repos
 from buildctl.compose.lockfile import Lock, LockEntry
 from buildctl.errors import UserError
-from buildctl.manifest.model import Product, Repo
+from buildctl.manifest.model import Board, Product, Repo
 from buildctl.repos import RepoCache
 
 
@@ -29,16 +30,55 @@ class StaleItem:
 def matrix_repos(product: Product) -> dict[str, tuple[Repo, dict[str, str | None]]]:
     """Every repo of the matrix with the commit each board pins (None: floating)."""
     out: dict[str, tuple[Repo, dict[str, str | None]]] = {}
+    first: dict[str, tuple[str, Repo]] = {}  # repo -> (board, repo entry) that named it first
     for board in product.boards.values():
         for name, (repo, _layers) in stack_repos(product, board).items():
             ref = repo.ref(product.series)
             pins = out.setdefault(name, (repo, {}))[1]
+            first.setdefault(name, (board.name, repo))
             if (out[name][0].url or out[name][0].path) != (repo.url or repo.path):
-                raise UserError(f"{board.path}: repo {name!r} comes from {repo.url or repo.path} "
-                                f"here but from {out[name][0].url or out[name][0].path} in another "
-                                "board: one id, one repository")
+                other_board, other = first[name]
+                raise UserError(
+                    f"{_where(repo)}: repo {name!r} comes from {repo.url or repo.path} for board "
+                    f"{board.name} but from {other.url or other.path} for board {other_board} "
+                    f"({_where(other)}): one id, one repository")
             pins[board.name] = ref.commit if ref else None
     return out
+
+
+def _where(repo: Repo) -> str:
+    src = _shown(repo.source)
+    return f"{src}:{repo.line}" if repo.line else src
+
+
+def pin_sites(product: Product) -> dict[str, dict[str, str]]:
+    """Where each board's pin of each repo is written: repo -> board -> "file:line"."""
+    out: dict[str, dict[str, str]] = {}
+    for board in product.boards.values():
+        for name, (repo, _layers) in stack_repos(product, board).items():
+            src = _shown(repo.source)
+            line = repo.line
+            if repo.ref(product.series) is not None:
+                line = _ref_line(product, board, name, repo) or line
+            out.setdefault(name, {})[board.name] = f"{src}:{line}" if line else src
+    return out
+
+
+def _ref_line(product: Product, board: Board, name: str, repo: Repo) -> int | None:
+    owner = board if name in board.repos and not board.repos[name].extends else product
+    try:
+        return owner.line("repos", name, "refs", product.series, "commit") or \
+            owner.line("repos", name, "refs", product.series)
+    except Exception:  # noqa: BLE001 - a location is a courtesy, never a reason to fail
+        return None
+
+
+def _shown(path) -> str:
+    """A manifest path as the user can open it from here."""
+    if not path:
+        return "?"
+    p = os.fspath(path)
+    return os.path.relpath(p) if os.path.isabs(p) else p
 
 
 def resolve_lock(product: Product, cache: RepoCache, old: Lock | None, path, *,
@@ -60,7 +100,7 @@ def resolve_lock(product: Product, cache: RepoCache, old: Lock | None, path, *,
                                  for p in pins.values()):
             commit = prev.commit
         else:
-            commit = _newest_pin(cache, repo, name, [p for p in pins.values() if p])
+            commit = _newest_pin(cache, repo, name, pins, pin_sites(product).get(name, {}))
             if commit is None:
                 if ref.tag:
                     commit = cache.tag_commit(repo, ref.tag)
@@ -87,9 +127,10 @@ def cache_has_ancestor(cache: RepoCache, repo: Repo, older: str, newer: str) -> 
     return cache.is_ancestor(repo, older, newer)
 
 
-def _newest_pin(cache: RepoCache, repo: Repo, name: str, pins: list[str]) -> str | None:
+def _newest_pin(cache: RepoCache, repo: Repo, name: str, pins: dict[str, str | None],
+                sites: dict[str, str] | None = None) -> str | None:
     """The pin that contains every other pin (boards pin minimums; the lock takes the newest)."""
-    uniq = sorted(set(pins))
+    uniq = sorted({p for p in pins.values() if p})
     if not uniq:
         return None
     if len(uniq) == 1:
@@ -97,8 +138,14 @@ def _newest_pin(cache: RepoCache, repo: Repo, name: str, pins: list[str]) -> str
     for cand in uniq:
         if all(cache_has_ancestor(cache, repo, p, cand) for p in uniq):
             return cand
-    raise UserError(f"repo {name}: boards pin commits on diverging histories "
-                    f"({', '.join(c[:12] for c in uniq)}); pin one commit that contains the others")
+    sites = sites or {}
+    who = []
+    for c in uniq:
+        boards = sorted(b for b, p in pins.items() if p == c)
+        files = sorted({sites[b] for b in boards if b in sites})
+        who.append(f"{c[:12]} by {', '.join(boards)}" + (f" ({', '.join(files)})" if files else ""))
+    raise UserError(f"repo {name}: boards pin commits on diverging histories: {'; '.join(who)}; "
+                    "pin one commit that contains the others")
 
 
 def check_lock(product: Product, lock: Lock | None, cache: RepoCache | None) -> list[StaleItem]:
@@ -123,9 +170,11 @@ def check_lock(product: Product, lock: Lock | None, cache: RepoCache | None) -> 
             items.append(StaleItem(name, f"lock has branch {entry.branch}, manifests say {ref.branch}"))
         for board, pin in sorted(pins.items()):
             if pin and pin != entry.commit and not (cache and cache_has_ancestor(cache, repo, pin, entry.commit)):
-                items.append(StaleItem(name, f"board pins {pin[:12]}, which the locked "
-                                             f"{entry.commit[:12]} does not contain: the board "
-                                             "bypasses the lock", board=board))
+                site = pin_sites(product).get(name, {}).get(board)
+                items.append(StaleItem(name, f"board pins {pin[:12]}"
+                                             + (f" ({site})" if site else "")
+                                             + f", which the locked {entry.commit[:12]} does not "
+                                             "contain: the board bypasses the lock", board=board))
         if cache and ref.branch:
             try:
                 cache.ensure_commit(repo, entry.commit)

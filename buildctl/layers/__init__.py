@@ -7,8 +7,10 @@ what BitBake would stop on, for every board at once.
     findings = check_stack("rpi4", infos, series="scarthgap", machine="raspberrypi4-64",
                            distro="poky", bootloader="u-boot")
 
-Modules: bbconf (BitBake syntax: parse + evaluate), gitfs (trees at a commit, cached),
-layerinfo (what one layer declares), checks (findings for one board's stack).
+Modules: bbconf (BitBake syntax: parse + evaluate), gitfs (buildctl's one git access layer:
+git commands, trees at a commit or a local work tree, cached), layerinfo (what one layer
+declares), checks (findings for one board's stack), settings (a board's base configuration
+evaluated from its layers, e.g. meta-mender's defaults).
 """
 from buildctl.layers.bbconf import ConfSyntaxError, Statement, evaluate, parse
 from buildctl.layers.checks import check_assignments, check_stack

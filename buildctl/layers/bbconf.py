@@ -238,12 +238,19 @@ class Datastore:
     `overrides` is the active override list in priority order (later wins), as OVERRIDES would be.
     """
 
-    def __init__(self, initial: Mapping[str, str] | None = None, overrides: Iterable[str] | None = None):
+    def __init__(self, initial: Mapping[str, str] | None = None, overrides: Iterable[str] | None = None,
+                 inline: Callable[[str, "Datastore"], str | None] | None = None):
+        # inline(code, d): the value of an inline Python expression `${@code}` (after `${VAR}`
+        # expansion), or None to keep it verbatim (the default for every expression).
+        self.inline = inline
         self._vars: dict[str, _Var] = {}
         # base var -> list of (full variant name, override string) e.g. ("A:rpi", "rpi")
         self._variants: dict[str, list[tuple[str, str]]] = {}
         self._fixed_overrides = None if overrides is None else list(overrides)
         self._overrides_cache: list[str] | None = None
+        # Variables OVERRIDES was computed from: only writing one of them invalidates it.
+        self._overrides_deps: set[str] | None = None
+        self._reads: set[str] | None = None
         for k, v in (initial or {}).items():
             self.set(k, v)
 
@@ -255,17 +262,27 @@ class Datastore:
         if self._overrides_cache is None:
             # OVERRIDES may itself depend on overrides: settle it the way BitBake does.
             self._overrides_cache = []
-            for _ in range(5):
-                val = self.get("OVERRIDES") or ""
-                new = [o for o in val.split(":") if o]
-                if new == self._overrides_cache:
-                    break
-                self._overrides_cache = new
+            outer, self._reads = self._reads, set()
+            try:
+                for _ in range(5):
+                    val = self.get("OVERRIDES") or ""
+                    new = [o for o in val.split(":") if o]
+                    if new == self._overrides_cache:
+                        break
+                    self._overrides_cache = new
+                self._overrides_deps = self._reads
+            finally:
+                self._reads = outer if outer is None else outer | self._reads
         return self._overrides_cache
+
+    def _invalidate(self, name: str) -> None:
+        if self._overrides_deps is None or name.split(":", 1)[0] in self._overrides_deps:
+            self._overrides_cache = None
+            self._overrides_deps = None
 
     # -- writing -----------------------------------------------------------------------
     def _var(self, name: str) -> _Var:
-        self._overrides_cache = None
+        self._invalidate(name)
         v = self._vars.get(name)
         if v is None:
             v = self._vars[name] = _Var()
@@ -316,7 +333,7 @@ class Datastore:
         return self.expand(val) if (val is not None and expand_value) else val
 
     def unset(self, name: str, flag: str = "") -> None:
-        self._overrides_cache = None
+        self._invalidate(name)
         if flag:
             v = self._vars.get(name)
             if v:
@@ -370,6 +387,8 @@ class Datastore:
         return self._get(name, expand_value, ())
 
     def _get(self, name: str, expand_value: bool, seen: tuple[str, ...]) -> str | None:
+        if self._reads is not None:
+            self._reads.add(name.split(":", 1)[0])
         value, removes = self._unexpanded(name)
         if value is None:
             return None
@@ -409,7 +428,35 @@ class Datastore:
                 value = new
                 break
             value = new
+        if self.inline is not None and "${@" in value:
+            value = self._expand_inline(value)
         return value
+
+    def _expand_inline(self, value: str) -> str:
+        """Replace each `${@...}` (braces balanced) the inline callback can evaluate."""
+        out: list[str] = []
+        pos = 0
+        while True:
+            start = value.find("${@", pos)
+            if start < 0:
+                out.append(value[pos:])
+                return "".join(out)
+            depth, i = 0, start + 1
+            while i < len(value):
+                if value[i] == "{":
+                    depth += 1
+                elif value[i] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            if i >= len(value):  # unbalanced: BitBake keeps such text as it is
+                out.append(value[pos:])
+                return "".join(out)
+            got = self.inline(value[start + 3 : i], self)
+            out.append(value[pos:start])
+            out.append(value[start : i + 1] if got is None else got)
+            pos = i + 1
 
     def keys(self) -> list[str]:
         names = []

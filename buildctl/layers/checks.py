@@ -3,6 +3,7 @@ minutes (or hours), found in milliseconds from the layers' own configuration fil
 
 Codes (stable, for --json consumers and docs):
   layer-unreadable       repository or pinned commit cannot be read (read_layers(record_errors=True))
+  repo-unreadable        git refuses to read the repository (another user's checkout: "dubious ownership")
   layer-conf-missing     a configured layer directory has no conf/layer.conf
   conf-syntax            a configuration line BitBake cannot parse
   layer-depends-syntax   LAYERDEPENDS/LAYERRECOMMENDS that cannot be read

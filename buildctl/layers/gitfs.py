@@ -1,8 +1,10 @@
-"""Read files and list trees of a git repository at a commit, without a work tree.
+"""buildctl's one way to talk to git: run a git command (with errors classified once), and
+read files and list trees of a repository at a commit without a work tree.
 
-One `git ls-tree -r` per (repository, commit) gives every path and blob id; blobs are read
-through GitPython's persistent `git cat-file --batch` process. Both are cached, so reading the
-same layers for many boards costs one listing per pinned commit.
+One `git ls-tree -r` per (repository, commit) gives every path and blob id; configuration
+files are read in one `git cat-file --batch`, other blobs on demand. Both are cached, so reading
+the same layers for many boards costs one listing per pinned commit. A local repository used
+as it is on disk (no pinned commit) is read from its work tree instead (WORKTREE).
 """
 from __future__ import annotations
 
@@ -12,15 +14,87 @@ import re
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import git
-from gitdb.exc import BadName, BadObject
+__all__ = ["GitFS", "GitTree", "GitReadError", "GitError", "open_tree", "default_fs",
+           "match_path_glob", "git", "git_args", "is_dirty", "WORKTREE"]
 
-__all__ = ["GitFS", "GitTree", "GitReadError", "open_tree", "default_fs", "match_path_glob"]
+GIT_TIMEOUT_S = 300
+WORKTREE = "worktree"  # the "commit" of a local repository read as it is on disk
+_DUBIOUS = "dubious ownership"
 
 
-class GitReadError(Exception):
+class GitError(Exception):
+    """A git command that failed; `reason` is git's first error line (or the classification)."""
+
+    def __init__(self, where: str, reason: str, *, dubious: bool = False):
+        self.where = where
+        self.reason = reason
+        self.dubious = dubious
+        super().__init__(f"{where}: {reason}")
+
+
+class GitReadError(GitError):
     """A repository, commit or path that cannot be read (names which)."""
+
+    def __init__(self, message: str, *, dubious: bool = False):
+        where, _, reason = message.partition(": ")
+        super().__init__(where, reason, dubious=dubious)
+
+
+def git_args(repo: str | os.PathLike[str]) -> list[str]:
+    """How to point git at repo: a work tree (or a directory inside one) or a git directory,
+    including a bare mirror holding only HEAD, objects and refs (no config)."""
+    p = Path(repo)
+    if not (p / ".git").exists() and (p / "HEAD").is_file() and (p / "objects").is_dir():
+        return ["git", f"--git-dir={p}"]
+    return ["git", "-C", str(p)]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C")
+
+
+def dubious_message(repo: str | os.PathLike[str]) -> str:
+    return (f"git refuses to read {repo}: it belongs to another user (\"dubious ownership\"); "
+            f"if you trust it, run `git config --global --add safe.directory {repo}`")
+
+
+def git(repo: str | os.PathLike[str] | None, *args: str, check: bool = True,
+        stdin: bytes | None = None, timeout: int = GIT_TIMEOUT_S,
+        text: bool = True) -> subprocess.CompletedProcess:
+    """Run git on repo (None: no repository, e.g. clone). With check, a failure raises
+    GitError naming the repository and git's first error line; a repository git refuses
+    because another user owns it raises GitError(dubious=True) whatever check says."""
+    cmd = (git_args(repo) if repo is not None else ["git"]) + list(args)
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=_env())
+    except subprocess.TimeoutExpired:
+        raise GitError(str(repo or "git"), f"git {args[0]} timed out after {timeout} s") from None
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0 and _DUBIOUS in err:
+        raise GitError(str(repo), dubious_message(repo), dubious=True)
+    if proc.returncode != 0 and check:
+        raise GitError(str(repo or "git"), first_error(err) or f"git {args[0]} failed")
+    if text:
+        return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                           proc.stdout.decode(errors="replace"), err)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, err)
+
+
+def first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("fatal:", "error:")):
+            return ln
+    return lines[-1] if lines else ""
+
+
+def is_dirty(path: str | os.PathLike[str]) -> bool:
+    """Whether a local repository's work tree differs from its HEAD (changed, staged or
+    untracked files not ignored): a build of it is not a build of any commit."""
+    out = git(path, "status", "--porcelain", "--untracked-files=normal").stdout
+    return bool(out.strip())
 
 
 @dataclass
@@ -29,8 +103,7 @@ class GitTree:
 
     repo_path: str
     commit: str
-    _blobs: dict[str, str]
-    _repo: git.Repo = field(repr=False)
+    _blobs: dict[str, str]  # path -> blob id ("" in a work tree: read from disk)
     _dirs: dict[str, list[str]] | None = field(default=None, repr=False)
     _text_cache: dict[str, str] = field(default_factory=dict, repr=False)
     _preloaded: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -47,10 +120,12 @@ class GitTree:
         sha = self._blobs.get(path)
         if sha is None:
             raise FileNotFoundError(f"{path} not found in {self.repo_path} at {self.commit[:12]}")
-        data = self._preloaded.get(sha)
+        data = self._preloaded.get(sha) if sha else None
         if data is not None:
             return data
-        return self._repo.odb.stream(bytes.fromhex(sha)).read()
+        if self.commit == WORKTREE:
+            return (Path(self.repo_path) / path).read_bytes()
+        return git(self.repo_path, "cat-file", "blob", sha, text=False).stdout
 
     def read_text(self, path: str) -> str:
         path = _norm(path)
@@ -118,18 +193,26 @@ _FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
 def _is_conf(path: str) -> bool:
-    return (path.startswith("conf/") or "/conf/" in path) and path.endswith((".conf", ".inc"))
+    """Configuration and global classes: what the layer checks and the base-configuration
+    evaluation (layers/settings.py) read."""
+    if path.endswith((".conf", ".inc")) and (path.startswith("conf/") or "/conf/" in path):
+        return True
+    return path.endswith((".bbclass", ".inc")) and (
+        path.startswith(("classes/", "classes-global/")) or "/classes/" in path
+        or "/classes-global/" in path)
 
 
 def _git(repo: str, args: list[str], *, shown, rev: str = "", stdin: bytes | None = None) -> bytes:
-    proc = subprocess.run(["git", "-C", repo, *args], input=stdin, capture_output=True)
-    if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = f" ({why[0]})" if why else ""
+    """git for tree reads: a failure becomes GitReadError naming what was shown to the user."""
+    try:
+        return git(repo, *args, stdin=stdin, text=False).stdout
+    except GitError as e:
+        if e.dubious:
+            raise GitReadError(f"{shown}: {e.reason}", dubious=True) from None
+        detail = f" ({e.reason})" if e.reason else ""
         if rev:
-            raise GitReadError(f"{shown}: commit {rev!r} not found{detail}")
-        raise GitReadError(f"{shown}: git {args[0]} failed{detail}")
-    return proc.stdout
+            raise GitReadError(f"{shown}: commit {rev!r} not found{detail}") from None
+        raise GitReadError(f"{shown}: git {args[0]} failed{detail}") from None
 
 
 def _cat_blobs(repo: str, shas: list[str]) -> dict[str, bytes]:
@@ -154,53 +237,42 @@ def _norm(path: str) -> str:
 
 
 class GitFS:
-    """Caches repositories and trees; one instance per validate run (or the default one)."""
+    """Caches trees; one instance per validate run (or the default one)."""
 
     def __init__(self) -> None:
-        self._repos: dict[str, git.Repo] = {}
         self._trees: dict[tuple[str, str], GitTree] = {}
         self._resolved: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         # Results derived from trees (e.g. LayerInfo) keyed by their caller; cleared with close().
         self.memo: dict[tuple, object] = {}
 
-    def repo(self, repo_path: str | os.PathLike[str]) -> git.Repo:
-        key = os.path.realpath(os.fspath(repo_path))
-        r = self._repos.get(key)
-        if r is None:
-            # dict.setdefault is atomic: two threads opening one repository keep the same object.
-            r = self._repos.setdefault(key, self._open(key, repo_path))
-        return r
-
     @staticmethod
-    def _open(key: str, shown: str | os.PathLike[str]) -> git.Repo:
-        try:
-            r = git.Repo(key)
-        except (git.NoSuchPathError, git.InvalidGitRepositoryError) as e:
-            raise GitReadError(f"{shown}: not a git repository") from e
-        if not r.bare and os.path.realpath(r.git_dir) == key:
-            # A git directory without `core.bare` in its config (e.g. a mirror holding only
-            # HEAD, objects and refs): GitPython would run git in the parent directory.
-            r.git.update_environment(GIT_DIR=key)
-        return r
+    def _check_repo(path: str, shown) -> None:
+        if not os.path.isdir(path):
+            raise GitReadError(f"{shown}: not a git repository")
 
     def resolve(self, repo_path: str | os.PathLike[str], rev: str) -> str:
         """Full commit id for rev (sha, branch, tag) in the repository."""
         key = (os.path.realpath(os.fspath(repo_path)), rev)
         sha = self._resolved.get(key)
         if sha is None:
-            r = self.repo(repo_path)
+            self._check_repo(key[0], repo_path)
             try:
-                sha = r.commit(rev).hexsha
-            except (BadName, BadObject, ValueError, git.GitCommandError) as e:
-                why = (str(e).strip().splitlines() or [""])[0]
-                raise GitReadError(f"{repo_path}: commit {rev!r} not found ({why})" if why else
-                                   f"{repo_path}: commit {rev!r} not found") from e
-            self._resolved[key] = sha
+                r = git(key[0], "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+            except GitError as e:
+                raise GitReadError(f"{repo_path}: {e.reason}", dubious=e.dubious) from None
+            if r.returncode != 0:
+                probe = git(key[0], "rev-parse", "--git-dir", check=False)
+                if probe.returncode != 0:
+                    raise GitReadError(f"{repo_path}: not a git repository")
+                raise GitReadError(f"{repo_path}: commit {rev!r} not found")
+            sha = self._resolved[key] = r.stdout.strip()
         return sha
 
     def tree(self, repo_path: str | os.PathLike[str], rev: str) -> GitTree:
         path = os.path.realpath(os.fspath(repo_path))
+        if rev == WORKTREE:
+            return self.worktree(repo_path)
         # A full commit id needs no lookup (ls-tree below fails if it is absent); pinned
         # commits are full ids, so this saves a git process per repository.
         sha = rev.lower() if _FULL_SHA.match(rev) else self.resolve(repo_path, rev)
@@ -208,7 +280,7 @@ class GitFS:
         t = self._trees.get(key)
         if t is not None:
             return t
-        r = self.repo(repo_path)
+        self._check_repo(path, repo_path)
         listing = _git(path, ["ls-tree", "-r", "-z", "--full-tree", f"{sha}^{{commit}}"], shown=repo_path, rev=rev)
         blobs: dict[str, str] = {}
         for entry in listing.split(b"\0"):
@@ -218,18 +290,43 @@ class GitFS:
             _mode, kind, obj = meta.split(b" ")
             if kind == b"blob":
                 blobs[fpath.decode("utf-8", "surrogateescape")] = obj.decode()
-        t = GitTree(repo_path=path, commit=sha, _blobs=blobs, _repo=r)
+        t = GitTree(repo_path=path, commit=sha, _blobs=blobs)
         # Configuration files are what layer checks read: fetch them all in one git process
-        # instead of one round trip (and a persistent process) each.
+        # instead of one round trip each.
         wanted = sorted({b for p, b in blobs.items() if _is_conf(p)})
         if wanted:
             t._preloaded.update(_cat_blobs(path, wanted))
         return self._trees.setdefault(key, t)
 
+    def worktree(self, repo_path: str | os.PathLike[str]) -> GitTree:
+        """The files of a local repository as they are on disk (what a build of the path uses):
+        tracked files with their uncommitted changes and untracked files git does not ignore;
+        every file when the directory is not in a git repository."""
+        path = os.path.realpath(os.fspath(repo_path))
+        key = (path, WORKTREE)
+        t = self._trees.get(key)
+        if t is not None:
+            return t
+        if not os.path.isdir(path):
+            raise GitReadError(f"{repo_path}: directory not found")
+        files: list[str] = []
+        try:
+            out = git(path, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                      check=False, text=False)
+            inside = out.returncode == 0
+        except GitError as e:
+            raise GitReadError(f"{repo_path}: {e.reason}", dubious=e.dubious) from None
+        if inside:
+            files = [f.decode("utf-8", "surrogateescape") for f in out.stdout.split(b"\0") if f]
+        else:
+            for root, dirs, names in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                rel = os.path.relpath(root, path)
+                files += [n if rel == "." else f"{rel}/{n}".replace(os.sep, "/") for n in names]
+        blobs = {f: "" for f in files if os.path.isfile(os.path.join(path, f))}
+        return self._trees.setdefault(key, GitTree(repo_path=path, commit=WORKTREE, _blobs=blobs))
+
     def close(self) -> None:
-        for r in self._repos.values():
-            r.close()
-        self._repos.clear()
         self._trees.clear()
         self.memo.clear()
 

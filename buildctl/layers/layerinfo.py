@@ -407,7 +407,11 @@ def read_layers(
             except GitReadError as e:
                 if not record_errors:
                     raise
-                results[ref] = _unreadable(ref, str(e))
+                if e.dubious:  # a checkout of another user: name it, it is not a missing commit
+                    results[ref] = _unreadable(ref, f"repo {ref.repo_name or ref.repo_path}: {e.reason}",
+                                               "repo-unreadable")
+                else:
+                    results[ref] = _unreadable(ref, str(e))
 
     if len(by_repo) <= 1 or workers <= 1:
         for group in by_repo.values():
@@ -419,10 +423,10 @@ def read_layers(
     return [results[r] for r in refs]
 
 
-def _unreadable(ref: LayerRef, message: str) -> LayerInfo:
+def _unreadable(ref: LayerRef, message: str, code: str = "layer-unreadable") -> LayerInfo:
     repo = ref.repo_name or posixpath.basename(ref.repo_path.rstrip("/")).removesuffix(".git")
     conf = _display(repo, ref.layer_path, "conf/layer.conf")
     info = LayerInfo(name=_display(repo, ref.layer_path) or repo, repo=repo, path=ref.layer_path,
                      commit=ref.commit, conf_file=conf)
-    info.problems.append(LayerProblem("layer-unreadable", message, conf))
+    info.problems.append(LayerProblem(code, message, conf))
     return info

@@ -6,6 +6,7 @@ import pytest
 from buildctl.layers.bbconf import parse
 from buildctl.layers.checks import bbappend_matches, check_assignments, check_stack, vercmp
 from buildctl.layers.layerinfo import read_layer
+from tests.layers import kit
 from tests.helpers.fixture_layers import LayerSpec, make_core_repo, make_layer_repo
 
 
@@ -240,25 +241,19 @@ def test_vercmp():
     assert vercmp("1.10", "1.9") == 1
 
 
-# --- the real layers (only when the fetch tool mirrored them) -------------------------------
-MIRROR = "/work/.mirror"
-REPOS = {
-    "openembedded-core": f"{MIRROR}/openembedded+openembedded-core/repo",
-    "meta-openembedded": f"{MIRROR}/openembedded+meta-openembedded/repo",
-    "meta-raspberrypi": f"{MIRROR}/agherzan+meta-raspberrypi/repo",
-}
+# --- the real layers, from the yocto-kit beside the checkout ---------------------------------
+REPOS = {"openembedded-core": kit.OE_CORE, "meta-openembedded": kit.META_OE,
+         "meta-raspberrypi": kit.RPI}
 
 
-@pytest.mark.skipif(
-    not all(__import__("os").path.isdir(p) for p in REPOS.values()),
-    reason="real-layer mirrors (openembedded-core, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
-)
 def test_real_raspberrypi_stack(fs):
-    def stack(rpi_rev):
+    repos = {k: kit.kit_repo(v) for k, v in REPOS.items()}
+
+    def stack(core_rev):
         return [
-            read_layer(REPOS["openembedded-core"], "scarthgap", "meta", "openembedded-core", fs=fs),
-            read_layer(REPOS["meta-openembedded"], "scarthgap", "meta-oe", "meta-openembedded", fs=fs),
-            read_layer(REPOS["meta-raspberrypi"], rpi_rev, "", "meta-raspberrypi", fs=fs),
+            read_layer(repos["openembedded-core"], core_rev, "meta", "openembedded-core", fs=fs),
+            read_layer(repos["meta-openembedded"], core_rev, "meta-oe", "meta-openembedded", fs=fs),
+            read_layer(repos["meta-raspberrypi"], "scarthgap", "", "meta-raspberrypi", fs=fs),
         ]
 
     good = stack("scarthgap")
@@ -267,12 +262,13 @@ def test_real_raspberrypi_stack(fs):
     assert run(good, machine="raspberrypi4-64", bootloader="grub-efi") == []
     (m,) = run(good, machine="raspberrypi4-46")
     assert m.code == "machine-missing" and "did you mean raspberrypi4-64" in m.message
-    old = run(stack("kirkstone"), machine="raspberrypi4-64")
-    assert "series-compat" in codes(old)
-    compat = next(x for x in old if x.code == "series-compat")
-    assert compat.file == "meta-raspberrypi/conf/layer.conf" and "compatible with kirkstone" in compat.message
-    # kirkstone's bbappends for older recipe versions dangle on scarthgap, as BitBake reports
-    assert "bbappend-dangling" in codes(old)
+    # the scarthgap BSP on a wrynose core (the kit has no wrynose meta-raspberrypi)
+    newer = run(stack("wrynose"), machine="raspberrypi4-64", series="wrynose")
+    compat = [x for x in newer if x.code == "series-compat"]
+    assert [x.file for x in compat] == ["meta-raspberrypi/conf/layer.conf"]
+    assert "compatible with nanbield scarthgap, not with the core layer's series wrynose" in compat[0].message
+    conf = stack("wrynose")[2].read_text("conf/layer.conf").splitlines()
+    assert conf[compat[0].line - 1].startswith("LAYERSERIES_COMPAT_raspberrypi")
 
 
 def test_recipe_index_agrees_with_bitbake_rule():
@@ -297,24 +293,17 @@ def test_priority_and_pattern(stack):
     assert run(stack(meta_p=LayerSpec(collection="p", priority=12))) == []
 
 
-POKY = f"{MIRROR}/yoctoproject+poky/repo"
-MENDER = f"{MIRROR}/mendersoftware+meta-mender/repo"
-
-
-@pytest.mark.skipif(
-    not all(__import__("os").path.isdir(p) for p in (POKY, MENDER, REPOS["meta-openembedded"], REPOS["meta-raspberrypi"])),
-    reason="real-layer mirrors (poky, meta-mender, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
-)
 def test_real_mender_stack(fs):
     from buildctl.layers.layerinfo import LayerRef, read_layers
 
-    oe, rpi = REPOS["meta-openembedded"], REPOS["meta-raspberrypi"]
+    oe, rpi = kit.kit_repo(kit.META_OE), kit.kit_repo(kit.RPI)
+    core, yocto, mender = kit.kit_repo(kit.OE_CORE), kit.kit_repo(kit.META_YOCTO), kit.kit_repo(kit.MENDER)
     refs = [
-        LayerRef(POKY, "scarthgap", "meta", "poky"),
-        LayerRef(POKY, "scarthgap", "meta-poky", "poky"),
+        LayerRef(core, "scarthgap", "meta", "openembedded-core"),
+        LayerRef(yocto, "scarthgap", "meta-poky", "meta-yocto"),
         LayerRef(oe, "scarthgap", "meta-oe", "meta-openembedded"),
         LayerRef(oe, "scarthgap", "meta-python", "meta-openembedded"),
-        LayerRef(MENDER, "scarthgap", "meta-mender-core", "meta-mender"),
+        LayerRef(mender, "scarthgap", "meta-mender-core", "meta-mender"),
         LayerRef(rpi, "scarthgap", "", "meta-raspberrypi"),
     ]
     infos = read_layers(refs, fs=fs)

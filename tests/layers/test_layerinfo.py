@@ -1,11 +1,11 @@
 """LayerInfo read from fixture repositories (and the real layers when their mirror exists)."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from buildctl.layers.layerinfo import LayerDep, parse_depends, read_layer, recipe_name_version
+from tests.layers import kit
 from tests.helpers.fixture_layers import LayerSpec, make_layer_repo
 
 
@@ -117,19 +117,9 @@ def test_parse_depends_and_names():
     assert recipe_name_version("packagegroup-base.bb") == ("packagegroup-base", "1.0")
 
 
-# --- the real layers (only when the fetch tool mirrored them) -------------------------------
-MIRROR = "/work/.mirror"
-OE_CORE = f"{MIRROR}/openembedded+openembedded-core/repo"
-RPI = f"{MIRROR}/agherzan+meta-raspberrypi/repo"
-META_OE = f"{MIRROR}/openembedded+meta-openembedded/repo"
-real = pytest.mark.skipif(
-    not all(os.path.isdir(p) for p in (OE_CORE, RPI, META_OE)),
-    reason="real-layer mirrors (openembedded-core, meta-raspberrypi, meta-openembedded) not present under /work/.mirror",
-)
-
-
-@real
+# --- the real layers, from the yocto-kit beside the checkout ---------------------------------
 def test_real_scarthgap_layers(fs):
+    OE_CORE, RPI, META_OE = (kit.kit_repo(n) for n in (kit.OE_CORE, kit.RPI, kit.META_OE))
     core = read_layer(OE_CORE, "scarthgap", "meta", "openembedded-core", fs=fs)
     assert core.problems == []
     assert core.collection_names == ["core"]

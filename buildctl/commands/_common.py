@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from buildctl.errors import UserError
 
 # what may name a file buildctl writes (product, board): no separators, no leading dot
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 def add_json_flag(parser) -> None:
@@ -26,14 +23,6 @@ def path_arg(text: str) -> Path:
     if "\0" in text:
         raise argparse.ArgumentTypeError("path contains a NUL byte")
     return Path(text)
-
-
-def safe_name(name: str, what: str) -> str:
-    """A name that becomes a file name: refused when it could write outside the output."""
-    if not SAFE_NAME.fullmatch(name or "") or len(name) > 200:
-        raise UserError(f"{what}: {name!r} is not a valid name (letters, digits, '.', '_', '+', "
-                        "'-'; not starting with a dot)")
-    return name
 
 
 def print_json(data: Any) -> None:

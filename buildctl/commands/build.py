@@ -54,7 +54,7 @@ def run(args) -> int:
         raise UserError("--cpus: must be at least 1")
     mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
     if not args.no_preflight:
-        _preflight(args)
+        _preflight(args, signs=mode == "build")
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,
                              jobs=args.jobs, mode=mode, runtime=args.runtime, image=args.image,
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
@@ -71,7 +71,7 @@ def run(args) -> int:
     return 0 if report.status == "succeeded" else 1
 
 
-def _preflight(args) -> None:
+def _preflight(args, signs: bool) -> None:
     """Pre-flight first: errors stop the build before any container starts."""
     from rich.markup import escape
 
@@ -79,7 +79,9 @@ def _preflight(args) -> None:
     from buildctl.preflight.run import preflight_for_build
 
     findings = preflight_for_build(args.product, boards=args.board, series=args.series,
-                                   lock_path=args.lock, repo_ref_dir=args.repo_ref_dir)
+                                   lock_path=args.lock,
+                                   repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
+                                   git_cache=args.settings.git_cache, signs=signs)
     errors = [f for f in findings if f.severity == "error"]
     con = console(stderr=True) if args.json else console()
     for f in findings:

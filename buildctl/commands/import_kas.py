@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from buildctl.commands._common import add_json_flag, console, path_arg, print_json, safe_name
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
 from buildctl.fsutil import write_atomic
 from buildctl.errors import UserError
 from buildctl.importers.kas import import_files
@@ -103,9 +103,6 @@ def _check_outputs(imp, files: list[Path]) -> None:
 
 
 def run(args) -> int:
-    safe_name(args.product, "--product")
-    for f in args.files:  # each board is named after its file
-        safe_name(f.stem, f"{f}: board name")
     imp = import_files(args.files, product_name=args.product, out_dir=args.out, series=args.series)
     outputs = {_inside(args.out, args.out / "products" / f"{args.product}.yml"): (imp.product, "product")}
     for name, board in imp.boards.items():

@@ -19,7 +19,7 @@ KEY_DIR = "buildctl-keys"  # beside the kas files; a kas repo without layers, so
 KEY_FILE = "artifact-verify-key.pem"
 
 
-def _absolute(product: Product, ref) -> str:
+def absolute_ref(product: Product, ref) -> str:
     """A file: reference relative to the product manifest's directory, made absolute."""
     if ref.kind == "file" and not Path(ref.target).expanduser().is_absolute() and product.path:
         return f"file:{(product.path.parent / ref.target).resolve()}"
@@ -34,12 +34,12 @@ def public_pem(product: Product) -> bytes | None:
     where = f"{product.path}:{product.line('mender')}" if product.line("mender") else str(product.path)
     if m.verify_key:
         try:
-            key = load_public_key(_absolute(product, m.verify_key), "mender.verify_key").key
+            key = load_public_key(absolute_ref(product, m.verify_key), "mender.verify_key").key
         except UserError as exc:
             raise UserError(f"{where}: mender.verify_key: {exc}") from None
     elif m.require_signed and m.signing_key:
         try:
-            key = load_private_key(_absolute(product, m.signing_key), "mender.signing_key").key.public_key()
+            key = load_private_key(absolute_ref(product, m.signing_key), "mender.signing_key").key.public_key()
         except UserError as exc:
             raise UserError(f"{where}: mender.signing_key: {exc} (devices get its public half, derived "
                             "when composing; artifacts are signed on this host after the build)") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass, replace
 
 from buildctl.compose.kasfile import resolve
@@ -316,7 +317,8 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
 
 
 def preflight_for_build(product_path, *, boards: list[str] | None, series: str | None,
-                        lock_path, repo_ref_dir) -> list[Finding]:
+                        lock_path, repo_ref_dir, git_cache: Path | None = None,
+                        signs: bool = False) -> list[Finding]:
     """What `buildctl build` runs before any container starts: validate of the boards it will
     build (findings relative to the current directory). A plain kas file has nothing to check."""
     from buildctl.builder.jobs import is_kas_file
@@ -325,10 +327,22 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
 
     if not os.path.isfile(product_path) or is_kas_file(product_path):
         return []  # build itself says what is wrong with the path; a kas file has no manifest
+    from buildctl.compose import verifykey
+
     product = load_product(product_path)
     if series:
         product = product.with_series(series)
+    # a key that cannot be read is bad input whatever the layers say: refused first
+    verifykey.public_pem(product)
+    if signs and product.mender.signing_key:
+        from buildctl.ota.mender.keys import load_private_key
+
+        try:
+            load_private_key(verifykey.absolute_ref(product, product.mender.signing_key),
+                             "mender.signing_key")
+        except UserError as exc:
+            raise UserError(f"{exc} (artifacts are signed on this host after the build)") from None
     lock = lockfile.find(product, lock_path)
-    cache = RepoCache(ref_dir=repo_ref_dir)
+    cache = RepoCache(ref_dir=repo_ref_dir, **({"cache_dir": git_cache} if git_cache else {}))
     return with_import_origins(relative_to_cwd(
         validate_product(product, product.select_boards(boards or None), lock, cache)))

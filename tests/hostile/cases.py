@@ -325,20 +325,20 @@ case("kas-include-missing", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
      r"include not found|nothere\.yml",
      files={"kas/a.yml": KAS_HEAD + "  includes: [nothere.yml]\nmachine: qemux86-64\n"})
 case("kas-header-version-99", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
-     r"kas/a\.yml: .*99 is not valid under any of the given schemas",
+     r"kas/a\.yml:2: header version 99: kas accepts 1 to \d+",
      files={"kas/a.yml": "header:\n  version: 99\nmachine: qemux86-64\n"})
 case("kas-no-header", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
-     r"kas/a\.yml: .*'header' is a required property",
+     r"kas/a\.yml:1: 'header' is a required property",
      files={"kas/a.yml": "machine: qemux86-64\n"})
 case("kas-top-list", ["import-kas", "kas/a.yml", "--out", "imp"], USAGE,
-     r"kas/a\.yml: .*\[1, 2\] is not of type 'object'",
+     r"kas/a\.yml: not a kas file \(the top level is not a mapping\)",
      files={"kas/a.yml": "- 1\n- 2\n"})
 case("kas-product-traversal", ["import-kas", "kas/board.yml", "--out", "imp", "--product",
-     "../../escape"], USAGE, r"--product: '../../escape' is not a valid name")
+     "../../escape"], USAGE, r"--product: product name '../../escape' cannot be a file name under --out")
 case("kas-product-slash", ["import-kas", "kas/board.yml", "--out", "imp", "--product", "a/b"],
-     USAGE, r"--product: 'a/b' is not a valid name")
+     USAGE, r"--product: product name 'a/b' cannot be a file name under --out")
 case("kas-board-name-dots", ["import-kas", "kas/...yml", "--out", "imp"], USAGE,
-     r"kas/\.\.\.yml: board name: '\.\.' is not a valid name",
+     r"kas/\.\.\.yml: board name '\.\.' cannot be a file name under --out",
      prepare=lambda d: (d / "kas" / "...yml").write_text((d / "kas" / "board.yml").read_text()))
 case("kas-out-is-file", ["import-kas", "kas/board.yml", "--out", "rootfs.ext4"], USAGE,
      r"rootfs\.ext4")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from buildctl.ota.mender import (ArtifactSpec, Compression, load_private_key, read_artifact,
+from buildctl.ota.mender import (ArtifactSpec, load_private_key, read_artifact,
                                  rootfs_payload, write_artifact)
 from buildctl.ota.mender.gate import check_artifacts
 from buildctl.cli import main

@@ -137,6 +137,7 @@ def test_fuzz_mutated_artifacts(corpus, keys):
     assert outcomes["rejected"] > N * 0.8  # mutations are caught, not silently accepted
     assert outcomes["ok"] > outcomes["unchanged"]  # some harmless mutants were accepted too
     assert sum(outcomes[k] for k in ("ok", "rejected")) == N
+    print(f"fuzz outcomes: {outcomes}")
 
 
 def test_fuzz_header_json_behind_valid_checksums():

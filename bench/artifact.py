@@ -1,169 +1,191 @@
 #!/usr/bin/env python3
-"""Benchmark: write and read/verify a rootfs-image artifact, buildctl vs mender-artifact.
+"""Benchmark: buildctl vs mender-artifact writing and verifying rootfs-image artifacts.
 
-Builds a 1 GiB ext4 image with mkfs.ext4 -d over a generated tree of mixed files (about
-half pseudo-random/incompressible, half text-like/compressible, plus the filesystem's own
-metadata and free space), then for gzip and zstd:
-  write with buildctl and with `mender-artifact write rootfs-image`,
-  read/verify each artifact with both tools (`buildctl artifact verify`, `mender-artifact validate`).
-Each command runs as a child process; wall time and the child's peak RSS (wait4) are printed.
-mender-artifact 3.9 (Debian bookworm) has no zstd (added upstream in 3.10): shown as n/a.
+Two kinds of content, each an ext4 image made with mkfs.ext4 -d from this host's own files
+(about 75% full, the rest is free space and filesystem metadata):
+  binaries  512 MiB: ELF executables and shared libraries (/usr/bin, /usr/lib, ...)
+  docs      256 MiB: documentation and Python/Perl/C-header sources (text)
+For each image, alternating the two tools run for run (other load on the machine hits both
+alike), best of --reps:
+  write:  `buildctl artifact write rootfs-image` (default gzip) vs
+          `mender-artifact write rootfs-image` (its default gzip); sizes compared;
+  verify: `buildctl artifact verify` vs `mender-artifact read` on the same artifact
+          (both fully decompress and hash the payload), for each tool's artifact.
+Every buildctl gzip artifact is also read by each gzip reader a device or server uses:
+mender-artifact (Go), libarchive's bsdtar (the C++ client's reader) and zlib inflate of a
+single stream (a reader that stops after the first gzip member must still see everything).
+Each figure is the child's wall time and CPU time (user+sys, from wait4); ratios > 1 mean
+buildctl is faster / smaller.
 
-  python bench/artifact.py [--size-mib 1024] [--workdir DIR] [--markdown FILE]
+  python bench/artifact.py [--kinds binaries,docs] [--reps 3] [--workdir DIR] [--markdown FILE]
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
-import random
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = {"binaries": 512, "docs": 256}
+TEXT = (".py", ".txt", ".md", ".rst", ".html", ".pyi", ".pm", ".pod", ".h")
 
 
-def make_tree(tree: Path, payload_mib: int, seed: int = 7) -> None:
-    rng = random.Random(seed)
-    words = [hashlib.sha1(str(i).encode()).hexdigest()[: rng.randrange(2, 12)] for i in range(5000)]
-    text_blocks = []
-    for i in range(32):
-        lines = []
-        size = 0
-        while size < (1 << 20):
-            line = " ".join(rng.choice(words) for _ in range(rng.randrange(3, 14))) + "\n"
-            lines.append(line)
-            size += len(line)
-        text_blocks.append("".join(lines).encode()[: 1 << 20])
-    budget = payload_mib << 20
-    n = 0
-    while budget > 0:
-        size = min(budget, rng.choice([4 << 10, 64 << 10, 512 << 10, 2 << 20, 8 << 20]))
-        d = tree / f"d{n % 37:02d}"
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / f"f{n:05d}.{'bin' if n % 2 else 'txt'}", "wb") as f:
-            left = size
-            while left > 0:
-                take = min(left, 1 << 20)
-                if n % 2:
-                    f.write(rng.randbytes(take))
-                else:
-                    f.write(text_blocks[rng.randrange(32)][:take])
-                left -= take
-        budget -= size
-        n += 1
-
-
-def make_image(path: Path, size_mib: int, workdir: Path) -> None:
-    tree = workdir / "tree"
-    if tree.exists():
-        shutil.rmtree(tree)
-    make_tree(tree, int(size_mib * 0.6))
-    with open(path, "wb") as f:
-        f.truncate(size_mib << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(tree), str(path)], check=True)
-    shutil.rmtree(tree)
-
-
-def _hwm(pid: int) -> float:
+def _is_elf(path: str) -> bool:
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
     except OSError:
-        pass
-    return 0.0
+        return False
 
 
-def run_rss(argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one child. Peak RSS is the child's own VmHWM, polled every
-    10 ms (wait4's ru_maxrss would include the forking Python parent's pages)."""
+def _is_text(path: str) -> bool:
+    return path.endswith(TEXT) or os.path.basename(path) in ("copyright", "README", "NEWS")
+
+
+def sources(kind: str):
+    if kind == "binaries":
+        return ["/usr/bin", "/usr/sbin", "/usr/libexec", "/usr/lib"], _is_elf
+    return (["/usr/share/doc", sysconfig.get_paths()["stdlib"], "/usr/lib/python3",
+             "/usr/share/perl5", "/usr/include"], _is_text)
+
+
+def make_image(kind: str, size_mib: int, out: Path) -> tuple[int, int]:
+    """An ext4 image of this host's files of one kind; returns (files, bytes of files)."""
+    roots, wanted = sources(kind)
+    tree = out.with_suffix(".tree")
+    shutil.rmtree(tree, ignore_errors=True)
+    budget, total, count, seen = int((size_mib << 20) * 0.75), 0, 0, set()
+    for root in roots:
+        for dirpath, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) or not os.path.isfile(path) or not wanted(path):
+                    continue
+                st = os.stat(path)
+                if st.st_ino in seen or not st.st_size or total + st.st_size > budget:
+                    continue
+                seen.add(st.st_ino)
+                dst = tree / os.path.relpath(path, "/")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dst)
+                total += st.st_size
+                count += 1
+    with open(out, "wb") as f:
+        f.truncate(size_mib << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-i", "4096", "-E", "root_owner=0:0", "-d", str(tree),
+                    str(out)], check=True)
+    shutil.rmtree(tree)
+    return count, total
+
+
+def run(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+sys) of one child; fails loudly."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _hwm(proc.pid))
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
     err = proc.stderr.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(map(str, argv))}\n{err.decode()}")
-    return elapsed, peak
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"failed ({code}): {' '.join(map(str, argv))}\n{err.decode()}")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
-def pair(a: list[str], b: list[str] | None, reps: int):
-    """Best time and max peak RSS of a and b, run alternately (a, b, a, b, ...) so that
-    load from other processes on the machine hits both tools alike."""
-    ra, rb = [], []
+def pair(ours: list[str], theirs: list[str], reps: int):
+    """Best wall and best CPU of each, run alternately (ours, theirs, ours, theirs, ...)."""
+    a, b = [], []
     for _ in range(reps):
-        ra.append(run_rss(a))
-        if b:
-            rb.append(run_rss(b))
-    fold = lambda runs: (min(r[0] for r in runs), max(r[1] for r in runs)) if runs else None  # noqa: E731
-    return fold(ra), fold(rb)
+        a.append(run(ours))
+        b.append(run(theirs))
+    best = lambda runs: (min(r[0] for r in runs), min(r[1] for r in runs))  # noqa: E731
+    return best(a), best(b)
+
+
+def readers_check(artifact: Path, image: Path) -> str:
+    """Every gzip reader sees the whole payload of buildctl's artifact."""
+    want = hashlib.sha256(image.read_bytes()).hexdigest()
+    with tarfile.open(artifact) as t:
+        member = next(n for n in t.getnames() if n.startswith("data/"))
+        blob = t.extractfile(member).read()
+    d = zlib.decompressobj(31)  # stops at the end of the first gzip member
+    inner = d.decompress(blob)
+    with tarfile.open(fileobj=io.BytesIO(inner)) as t:
+        got = hashlib.sha256(t.extractfile(image.name).read()).hexdigest()
+    single = got == want and d.eof and not d.unused_data
+    del inner
+    out = ["zlib single stream: " + ("ok" if single else "FAILED")]
+    bsdtar = shutil.which("bsdtar")
+    if bsdtar:
+        tmp = artifact.with_suffix(".data.tar.gz")
+        tmp.write_bytes(blob)
+        got = subprocess.run([bsdtar, "-xOf", str(tmp), image.name], capture_output=True).stdout
+        tmp.unlink()
+        out.append("libarchive: " + ("ok" if hashlib.sha256(got).hexdigest() == want else "FAILED"))
+    ok = subprocess.run(["mender-artifact", "validate", str(artifact)], capture_output=True)
+    out.append("mender-artifact validate: " + ("ok" if ok.returncode == 0 else "FAILED"))
+    return ", ".join(out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--kinds", default="binaries,docs")
+    ap.add_argument("--reps", type=int, default=3, help="runs per measurement (best is shown)")
     ap.add_argument("--workdir")
     ap.add_argument("--markdown", help="also write the table as markdown to this file")
-    ap.add_argument("--reps", type=int, default=3, help="runs per measurement (best time is shown)")
     args = ap.parse_args()
     ma = shutil.which("mender-artifact")
+    if not ma:
+        raise SystemExit("mender-artifact is needed (apt-get install -y mender-artifact)")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-artifact-"))
     work.mkdir(parents=True, exist_ok=True)
-    img = work / "rootfs.ext4"
-    if not img.exists() or img.stat().st_size != args.size_mib << 20:
-        print(f"building {args.size_mib} MiB ext4 image in {work} ...", file=sys.stderr)
-        make_image(img, args.size_mib, work)
-    size = img.stat().st_size
-    with open(img, "rb") as f:  # warm the page cache equally for both tools
-        while f.read(1 << 24):
-            pass
     bc = [sys.executable, "-m", "buildctl", "artifact"]
-    rows = []
-    for comp in ("gzip", "zstd"):
-        bc_out, ma_out = work / f"bc-{comp}.mender", work / f"ma-{comp}.mender"
-        for p in (bc_out, ma_out):
-            p.unlink(missing_ok=True)
-        bc_write = bc + ["write", "rootfs-image", "-f", str(img), "-n", "bench-1", "-t", "dev",
-                         "--compression", "zstd_fast" if comp == "zstd" else "gzip", "-o", str(bc_out)]
-        ma_write = [ma, "write", "rootfs-image", "-f", str(img), "-n", "bench-1", "-t", "dev",
-                    "--compression", "gzip", "--no-progress", "-o", str(ma_out)] if ma else None
-        (t_bc, rss_bc), ma_w = pair(bc_write, ma_write if comp == "gzip" else None, args.reps)
-        rows.append((f"write {comp}", size, t_bc, rss_bc, ma_w, bc_out.stat().st_size))
-        for label, art in (("buildctl-written", bc_out), ("mender-artifact-written", ma_out)):
-            if not art.exists():
-                continue
-            (t, rss), ma_r = pair(bc + ["verify", str(art)],
-                                  [ma, "validate", str(art)] if ma and comp == "gzip" else None,
-                                  args.reps)
-            rows.append((f"read/verify {comp} ({label})", size, t, rss, ma_r, art.stat().st_size))
-    mib = size / (1 << 20)
-    lines = [f"image: {mib:.0f} MiB ext4 ({img}), {os.cpu_count()} CPUs, "
-             f"mender-artifact: {subprocess.run([ma, '--version'], capture_output=True, text=True).stdout.strip() if ma else 'missing'}",
-             "",
-             "| operation | buildctl MB/s | mender-artifact MB/s | ratio bc/ma | buildctl peak RSS MiB | mender-artifact peak RSS MiB | artifact MiB |",
-             "|---|---|---|---|---|---|---|"]
-    for op, size_b, t, rss, ma_res, art_size in rows:
-        mbs = size_b / 1e6 / t
-        if ma_res:
-            ma_mbs = size_b / 1e6 / ma_res[0]
-            ma_txt, ratio, ma_rss = f"{ma_mbs:.0f}", f"{mbs / ma_mbs:.2f}", f"{ma_res[1]:.0f}"
-        else:
-            ma_txt = ratio = ma_rss = "n/a (3.9: no zstd)" if "zstd" in op else "n/a"
-        lines.append(f"| {op} | {mbs:.0f} | {ma_txt} | {ratio} | {rss:.0f} | {ma_rss} | "
-                     f"{art_size / (1 << 20):.0f} |")
-    lines.append("")
-    lines.append("MB/s = uncompressed image bytes / wall time of the whole command (process start "
-                 f"included), best of {args.reps} alternating runs; peak RSS = the child's VmHWM.")
+    version = subprocess.run([ma, "--version"], capture_output=True, text=True).stdout.strip()
+    lines = [f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.1f}, {version}", "",
+             "| image | operation | buildctl wall s | ref wall s | wall ratio | buildctl CPU s "
+             "| ref CPU s | CPU ratio | buildctl MiB | ref MiB | size bc/ref |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for kind in args.kinds.split(","):
+        size = KINDS[kind]
+        img = work / f"{kind}.ext4"
+        if not img.exists() or img.stat().st_size != size << 20:
+            print(f"building {size} MiB ext4 of {kind} in {work} ...", file=sys.stderr)
+            n, total = make_image(kind, size, img)
+            notes.append(f"{kind}: {n} files, {total / (1 << 20):.0f} MiB of files in {size} MiB")
+        with open(img, "rb") as f:  # warm the page cache equally for both tools
+            while f.read(1 << 24):
+                pass
+        ours, theirs = work / f"bc-{kind}.mender", work / f"ma-{kind}.mender"
+        w_bc, w_ma = pair(bc + ["write", "rootfs-image", "-f", str(img), "-n", "bench-1", "-t", "dev",
+                                "-o", str(ours)],
+                          [ma, "write", "rootfs-image", "-f", str(img), "-n", "bench-1", "-t", "dev",
+                           "--no-progress", "-o", str(theirs)], args.reps)
+        s_bc, s_ma = ours.stat().st_size, theirs.stat().st_size
+        rows = [("write gzip (default)", w_bc, w_ma, s_bc, s_ma)]
+        for label, art in (("buildctl's", ours), ("mender-artifact's", theirs)):
+            v_bc, v_ma = pair(bc + ["verify", str(art)], [ma, "read", str(art)], args.reps)
+            rows.append((f"verify vs read ({label} artifact)", v_bc, v_ma, art.stat().st_size,
+                         art.stat().st_size))
+        for op, (wb, cb), (wm, cm), sb, sm in rows:
+            lines.append(f"| {kind} {size} MiB | {op} | {wb:.2f} | {wm:.2f} | {wm / wb:.2f} | "
+                         f"{cb:.2f} | {cm:.2f} | {cm / cb:.2f} | {sb / (1 << 20):.1f} | "
+                         f"{sm / (1 << 20):.1f} | {sb / sm:.3f} |")
+        notes.append(f"{kind}: readers of buildctl's artifact: {readers_check(ours, img)}")
+    lines += ["", f"load average after: {os.getloadavg()[0]:.1f}; best of {args.reps} alternating "
+              "runs; ratio = mender-artifact / buildctl (> 1: buildctl faster); size bc/ref < 1: "
+              "buildctl smaller.", *notes]
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -2,12 +2,17 @@
 
   buildctl artifact inspect FILE [--json] [--key PUB]
   buildctl artifact verify FILE [--key PUB] [--device-type T ...] [--artifact-name N]
+                           [--extract DIR [--max-payload-bytes N]]
   buildctl artifact sign FILE --key PRIV [-o OUT] [--force]
   buildctl artifact write rootfs-image -f IMAGE -n NAME -t DEVICE [...] -o OUT
   buildctl artifact write module-image -T MODULE -n NAME -t DEVICE [-f FILE ...] -o OUT
+  buildctl artifact write bootstrap-artifact -n NAME -t DEVICE [-p KEY:VALUE ...] -o OUT
 
 Keys are paths or references (env:NAME holding PEM, file:PATH). Private keys are never printed.
-verify exits 1 when the artifact is invalid or does not match, 2 on usage errors.
+verify exits 1 when the artifact is invalid or does not match, 2 on usage errors;
+--require-signature needs --key (a signature nothing verified proves nothing). With --extract
+the payload files may add up to at most 10 GiB (the Mender server's default artifact limit)
+unless --max-payload-bytes says otherwise.
 """
 from __future__ import annotations
 
@@ -19,10 +24,15 @@ from pathlib import Path
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.errors import EXIT_PROBLEMS, UserError
 from buildctl.ota.mender import (ArtifactError, ArtifactSpec, Compression, DataSource, Limits,
-                                 load_private_key, load_public_key, module_payload,
-                                 read_artifact, rootfs_payload, sign_artifact, write_artifact)
+                                 bootstrap_payload, load_private_key, load_public_key,
+                                 module_payload, read_artifact, rootfs_payload, sign_artifact,
+                                 write_artifact)
 from buildctl.ota.mender import modules
-from buildctl.ota.mender.writer import source_date_epoch
+from buildctl.ota.mender.clients import client_problem, unknown_client_warning
+from buildctl.ota.mender.writer import software_provides, source_date_epoch
+
+EXTRACT_CAP = 10 * 1024 ** 3  # the Mender server's default maximum artifact size
+SOFTWARE_FLAGS = ("software_name", "software_version", "software_filesystem")
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -32,14 +42,49 @@ def _kv(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _positive(text: str) -> int:
+class _Ordered(argparse.Action):
+    """store (or append, with nargs=None and append=True) that also records the order in
+    which flags were given: mender-artifact lets a later --software-* flag win over an
+    earlier -p with the same key, and an earlier one lose."""
+
+    def __init__(self, *args, append: bool = False, **kwargs):
+        self.append = append
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.append:
+            items = list(getattr(namespace, self.dest, None) or [])
+            items.append(values)
+            setattr(namespace, self.dest, items)
+        else:
+            setattr(namespace, self.dest, values)
+        order = getattr(namespace, "flag_order", None)
+        if order is None:
+            order = []
+            setattr(namespace, "flag_order", order)
+        order.append((self.dest, values))
+
+
+def _software_overrides(args, key: str | None) -> bool:
+    """Whether the software-version provide replaces a -p with the same key: yes when no -p
+    names it, or when a --software-* flag comes after the last -p that does."""
+    order = getattr(args, "flag_order", None) or []
+    last_p = max((i for i, (d, v) in enumerate(order) if d == "provides" and v[0] == key),
+                 default=None)
+    if last_p is None:
+        return True
+    last_soft = max((i for i, (d, _) in enumerate(order) if d in SOFTWARE_FLAGS), default=-1)
+    return last_soft > last_p
+
+
+def _size(text: str) -> int:
     try:
-        n = int(text)
+        value = int(text)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return n
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
 
 
 def _compression(text: str) -> Compression:
@@ -68,9 +113,11 @@ def register(subparsers) -> None:
     v.add_argument("--device-type", "-t", action="append", default=[],
                    help="device type the artifact must be compatible with (repeatable; each must be)")
     v.add_argument("--artifact-name", "-n", help="expected artifact name")
-    v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR")
-    v.add_argument("--max-payload-bytes", type=_positive, metavar="N",
-                   help="refuse artifacts whose payload files add up to more than N bytes")
+    v.add_argument("--extract", metavar="DIR", help="also write the verified payload files to DIR "
+                   "(at most 10 GiB unless --max-payload-bytes says otherwise)")
+    v.add_argument("--max-payload-bytes", type=_size, metavar="N",
+                   help="refuse artifacts whose payload files add up to more than N bytes "
+                   "(0: no limit; default: none, or 10 GiB with --extract)")
     add_json_flag(v)
     v.set_defaults(func=cmd_verify)
 
@@ -103,9 +150,15 @@ def register(subparsers) -> None:
                    help="docker module: container image to run (repeatable), becomes meta-data")
     _common_write(m)
     m.set_defaults(func=cmd_write)
+    b = wsub.add_parser("bootstrap-artifact", help="an empty payload that seeds a device's "
+                        "provides at first boot (no files, no state scripts)")
+    _base_write(b)
+    b.add_argument("--clears-provides", action="append", default=[])
+    b.set_defaults(func=cmd_write)
 
 
-def _common_write(p) -> None:
+def _base_write(p) -> None:
+    """The flags every write command takes (mender-artifact's names)."""
     p.add_argument("--artifact-name", "-n", required=True)
     p.add_argument("--device-type", "-t", action="append", required=True,
                    help="compatible device type (repeatable)")
@@ -118,20 +171,28 @@ def _common_write(p) -> None:
     p.add_argument("--artifact-name-depends", "-N", action="append", default=[])
     p.add_argument("--provides-group", "-g", default="")
     p.add_argument("--depends-groups", "-G", action="append", default=[])
-    p.add_argument("--provides", "-p", type=_kv, action="append", default=[], metavar="KEY:VALUE")
+    p.add_argument("--provides", "-p", type=_kv, action=_Ordered, append=True, default=[],
+                   metavar="KEY:VALUE")
     p.add_argument("--depends", "-d", type=_kv, action="append", default=[], metavar="KEY:VALUE")
-    p.add_argument("--clears-provides", action="append", default=[])
-    p.add_argument("--no-default-clears-provides", action="store_true")
-    p.add_argument("--no-default-software-version", action="store_true")
-    p.add_argument("--software-name", default="")
-    p.add_argument("--software-version", default="")
-    p.add_argument("--software-filesystem", default="")
-    p.add_argument("--script", "-s", action="append", default=[],
-                   help="state script file, or a directory of them (repeatable)")
     p.add_argument("--key", "-k", help="private key to sign with: PEM path, env:NAME or file:PATH")
     p.add_argument("--compression", type=_compression, default=Compression("gzip"),
                    help="none, gzip[:LEVEL], lzma, zstd_fastest|zstd_fast|zstd_better|zstd_best")
+    p.add_argument("--mender-client", metavar="VERSION",
+                   help="Mender client version on the devices (e.g. 3.4, 5.0): refuse a "
+                   "compression it cannot read")
     p.add_argument("--threads", type=int, default=2, help="compression threads (default 2)")
+
+
+def _common_write(p) -> None:
+    _base_write(p)
+    p.add_argument("--clears-provides", action="append", default=[])
+    p.add_argument("--no-default-clears-provides", action="store_true")
+    p.add_argument("--no-default-software-version", action="store_true",
+                   help="no rootfs-image[.NAME].version provide and no default clears")
+    for flag in ("--software-name", "--software-version", "--software-filesystem"):
+        p.add_argument(flag, action=_Ordered, default="")
+    p.add_argument("--script", "-s", action="append", default=[],
+                   help="state script file, or a directory of them (repeatable)")
 
 
 def _public(key: str | None):
@@ -170,6 +231,8 @@ def _show(info) -> None:
                 markup=False)
         for f in p.files:
             c.print(f"    File {f.name}: {f.size} bytes, sha256 {f.sha256}", markup=False)
+    if info.unsigned_parts:
+        c.print(f"  Not covered by the signature: {', '.join(info.unsigned_parts)}", markup=False)
     if info.augment:
         a = info.augment
         c.print(f"  Augmented: type {a.type}, provides {a.provides}, depends {a.depends}", markup=False)
@@ -181,13 +244,19 @@ def cmd_verify(args) -> int:
     if not Path(args.file).is_file():  # bad input (2), not an invalid artifact (1)
         raise UserError(f"{args.file}: no such file" if not Path(args.file).exists()
                         else f"{args.file}: not a regular file")
+    if args.require_signature and not args.key:
+        raise UserError("artifact verify: --require-signature needs --key PUB: a signature "
+                        "that nothing verified proves nothing")
     key = _public(args.key)
+    cap, advice = args.max_payload_bytes, ""
+    if cap is None and args.extract is not None:
+        cap, advice = EXTRACT_CAP, "for --extract (raise it with --max-payload-bytes N, 0 for none)"
     problems: list[str] = []
     try:
         info = read_artifact(args.file, public_key=key,
                              require_signature=args.require_signature or key is not None,
                              extract_to=args.extract,
-                             limits=Limits(data_bytes=args.max_payload_bytes))
+                             limits=Limits(data_bytes=cap or None, data_bytes_advice=advice))
     except ArtifactError as exc:
         info = None
         problems.append(str(exc))
@@ -205,6 +274,10 @@ def cmd_verify(args) -> int:
         err = console(stderr=True)
         for msg in problems:
             err.print(f"buildctl: verify failed: {msg}", markup=False)
+        if info is not None and info.unsigned_parts:
+            err.print(f"buildctl: warning: {args.file}: augmented; "
+                      f"{'the signature does not cover' if info.signed else 'unsigned'}: "
+                      f"{', '.join(info.unsigned_parts)}", markup=False)
         if not problems:
             console().print(f"{args.file}: OK ({info.name}, {info.signature})", markup=False)
     return EXIT_PROBLEMS if problems else 0
@@ -244,26 +317,56 @@ def _meta(path: str | None):
     return obj
 
 
+def _check_compression(args) -> None:
+    """zstd that the devices' Mender client cannot read: refuse; client unknown: warn."""
+    kind = args.compression.kind
+    if args.mender_client:
+        try:
+            problem = client_problem(kind, args.mender_client)
+        except ValueError as exc:
+            raise UserError(f"--mender-client: {exc}") from None
+        if problem:
+            raise UserError(f"--compression {kind}: {problem}")
+    elif (warning := unknown_client_warning(kind)):
+        console(stderr=True).print(f"buildctl: warning: {warning}", markup=False)
+
+
 def cmd_write(args) -> int:
+    _check_compression(args)
     key = load_private_key(args.key) if args.key else None
-    common = dict(provides=dict(args.provides), depends=dict(args.depends),
-                  clears_provides=args.clears_provides, software_name=args.software_name,
-                  software_version=args.software_version,
-                  software_filesystem=args.software_filesystem,
-                  default_software_version=not args.no_default_software_version,
-                  default_clears=not args.no_default_clears_provides)
     with tempfile.TemporaryDirectory(prefix="buildctl-write-") as work:
-        if args.payload_kind == "rootfs-image":
-            payload = rootfs_payload(args.file, args.artifact_name,
-                                     checksum_provide=not args.no_checksum_provide,
-                                     legacy_checksum=args.legacy_rootfs_image_checksum, **common)
+        scripts: list[Path] = []
+        if args.payload_kind == "bootstrap-artifact":
+            payload = bootstrap_payload(provides=dict(args.provides), depends=dict(args.depends),
+                                        clears_provides=args.clears_provides)
         else:
-            files, meta = _module_files(args, work)
-            payload = module_payload(args.type, files, args.artifact_name, meta_data=meta, **common)
+            module = args.type if args.payload_kind == "module-image" else ""
+            soft = software_provides(args.artifact_name, default_name=module,
+                                     software_name=args.software_name,
+                                     software_version=args.software_version,
+                                     software_filesystem=args.software_filesystem,
+                                     default_software_version=not args.no_default_software_version)
+            common = dict(provides=dict(args.provides), depends=dict(args.depends),
+                          clears_provides=args.clears_provides, software_name=args.software_name,
+                          software_version=args.software_version,
+                          software_filesystem=args.software_filesystem,
+                          default_software_version=not args.no_default_software_version,
+                          default_clears=not args.no_default_clears_provides,
+                          software_overrides=_software_overrides(args, next(iter(soft), None)))
+            if args.payload_kind == "rootfs-image":
+                payload = rootfs_payload(args.file, args.artifact_name,
+                                         checksum_provide=not args.no_checksum_provide,
+                                         legacy_checksum=args.legacy_rootfs_image_checksum,
+                                         **common)
+            else:
+                files, meta = _module_files(args, work)
+                payload = module_payload(args.type, files, args.artifact_name, meta_data=meta,
+                                         **common)
+            scripts = _scripts(args.script)
         spec = ArtifactSpec(name=args.artifact_name, device_types=args.device_type, payload=payload,
                             group=args.provides_group,
                             depends_artifact_names=args.artifact_name_depends,
-                            depends_groups=args.depends_groups, scripts=_scripts(args.script),
+                            depends_groups=args.depends_groups, scripts=scripts,
                             compression=args.compression)
         out = write_artifact(spec, args.output_path, key=key, threads=max(1, args.threads),
                              mtime=source_date_epoch(args.settings.source_date_epoch))

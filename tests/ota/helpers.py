@@ -27,6 +27,16 @@ def mender_artifact() -> str:
     pytest.skip("mender-artifact not installed")
 
 
+def require_tool(name: str, apt_package: str) -> str:
+    """Path of a host tool; skip without it, but FAIL in CI (CI=true)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed but CI is set: apt-get install -y {apt_package}")
+    pytest.skip(f"{name} not installed")
+
+
 def make_keys(d: Path) -> dict[str, Path]:
     """RSA 2048 (PKCS#1) and EC P-256 (SEC1) key pairs, plus PKCS#8 and ed25519 variants."""
     if not shutil.which("openssl"):

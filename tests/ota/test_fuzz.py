@@ -1,4 +1,8 @@
-"""10,000+ mutated artifacts: the reader either accepts or raises ArtifactError, nothing else.
+"""10,000+ mutated artifacts: the reader either rejects one with an ArtifactError, or accepts it
+and then reports exactly what the original says (name, device types, payload types, provides,
+depends, clears, meta-data, scripts, every payload file's name, size and sha256). A mutant
+that is accepted but reports something else is the failure hunted here: damage that slipped
+through the checksums.
 
 Mutations: bit flips, byte overwrites, truncation, insertion, deletion, block duplication and
 swaps, applied to small valid artifacts (signed gzip, plain, xz, zstd, module with scripts).
@@ -8,6 +12,7 @@ damage reaches the inner parsers instead of stopping at the first header.
 from __future__ import annotations
 
 import io
+import json
 import random
 import tarfile
 
@@ -19,6 +24,18 @@ from buildctl.ota.mender import (ArtifactError, ArtifactSpec, Compression, DataS
 from tests.ota.helpers import make_scripts, mixed_bytes
 
 N = 10_000
+
+
+def summary(info) -> dict:
+    """What a device or server acts on; an accepted mutant must report the same."""
+    return {
+        "name": info.name, "group": info.group, "device_types": info.device_types,
+        "depends_artifact_names": info.depends_artifact_names,
+        "depends_groups": info.depends_groups, "scripts": info.scripts,
+        "payloads": [(p.type, p.provides, p.depends, p.clears_provides, p.meta_data,
+                      [(f.name, f.size, f.sha256) for f in p.files]) for p in info.payloads],
+        "augment": info.augment and (info.augment.type, info.augment.provides),
+    }
 
 
 def _fix_checksums(blob: bytearray) -> None:
@@ -91,25 +108,36 @@ def test_fuzz_mutated_artifacts(corpus, keys):
     pub = load_public_key(keys["rsa-pub"])
     rng = random.Random(20261124)
     limits = Limits(data_bytes=1 << 20, header=1 << 20)
-    outcomes = {"ok": 0, "rejected": 0}
+    originals = [summary(read_artifact(io.BytesIO(blob))) for _, blob in corpus]
+    assert all(o["payloads"][0][5] for o in originals)  # every original carries payload files
+    outcomes = {"ok": 0, "rejected": 0, "unchanged": 0}
     for i in range(N):
-        kind, base = corpus[i % len(corpus)]
+        index = i % len(corpus)
+        kind, base = corpus[index]
         blob = _mutate(rng, base)
         if kind in ("none", "module") and rng.random() < 0.7:
             fixed = bytearray(blob)
             _fix_checksums(fixed)
             blob = bytes(fixed)
+        outcomes["unchanged"] += blob == base
         try:
-            read_artifact(io.BytesIO(blob), public_key=pub if rng.random() < 0.3 else None,
-                          limits=limits)
-            outcomes["ok"] += 1
+            info = read_artifact(io.BytesIO(blob), public_key=pub if rng.random() < 0.3 else None,
+                                 limits=limits)
         except ArtifactError as exc:
             assert str(exc) and "\n" not in str(exc)
             outcomes["rejected"] += 1
+            continue
         except Exception as exc:  # pragma: no cover - the failure we hunt for
             raise AssertionError(f"mutation {i} of {kind}: unhandled {type(exc).__name__}: {exc}")
+        outcomes["ok"] += 1
+        got = summary(info)
+        assert got == originals[index], (f"mutation {i} of {kind} was accepted but reports "
+                                         f"something else than the original:\n{got}\n"
+                                         f"{originals[index]}")
     assert outcomes["rejected"] > N * 0.8  # mutations are caught, not silently accepted
-    assert sum(outcomes.values()) == N
+    assert outcomes["ok"] > outcomes["unchanged"]  # some harmless mutants were accepted too
+    assert sum(outcomes[k] for k in ("ok", "rejected")) == N
+    print(f"fuzz outcomes: {outcomes}")
 
 
 def test_fuzz_header_json_behind_valid_checksums():
@@ -145,10 +173,24 @@ def test_fuzz_header_json_behind_valid_checksums():
         blob = build_raw(header_info=parts[0], type_info=parts[1], meta=parts[2],
                          extra_header=[(f"scripts/{script}", b"#!/bin/sh\n")])
         try:
-            read_artifact(io.BytesIO(blob))
+            info = read_artifact(io.BytesIO(blob))
         except ArtifactError as exc:
             assert "\n" not in str(exc)
             rejected += 1
+            continue
         except Exception as exc:  # pragma: no cover
             raise AssertionError(f"iteration {i}: unhandled {type(exc).__name__}: {exc}") from None
+        # accepted: the report is what the (mutated) JSON says, nothing else
+        hi, ti = json.loads(parts[0]), json.loads(parts[1])
+        meta_obj = json.loads(parts[2]) if parts[2].strip() else None
+        assert info.name == hi["artifact_provides"]["artifact_name"], i
+        assert info.group == hi["artifact_provides"].get("artifact_group", ""), i
+        assert info.device_types == hi.get("artifact_depends", {}).get("device_type", []), i
+        assert info.payloads[0].type == hi["payloads"][0]["type"], i
+        assert info.payloads[0].provides == ti.get("artifact_provides", {}), i
+        assert info.payloads[0].depends == ti.get("artifact_depends", {}), i
+        assert info.payloads[0].clears_provides == ti.get("clears_artifact_provides", []), i
+        assert info.payloads[0].meta_data == meta_obj, i
+        assert info.scripts == [script], i
+        assert [(f.name, f.size) for f in info.payloads[0].files] == [("rootfs.ext4", 1000)], i
     assert 0 < rejected < 3000

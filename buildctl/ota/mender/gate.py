@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from buildctl.errors import UserError
 from buildctl.findings import Finding
+from buildctl.ota.mender.clients import client_problem, parse_version
 from buildctl.ota.mender.errors import ArtifactError
 from buildctl.ota.mender.keys import load_public_key
 from buildctl.ota.mender.reader import Limits, read_artifact
@@ -18,18 +19,25 @@ from buildctl.ota.mender.reader import Limits, read_artifact
 def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str, device_types: Iterable[str],
                     artifact_name: str, require_signature: bool,
                     public_key_pem: bytes | str | None = None,
-                    limits: Limits = Limits()) -> list[Finding]:
+                    limits: Limits = Limits(), mender_client: str | None = None) -> list[Finding]:
     """Findings for every artifact that is invalid or does not match the board's release.
 
     device_types: exactly the compatible device types the artifacts must carry (order free).
     public_key_pem: PEM bytes, a path, or an env:/file: reference; when given, signatures are
-    verified with it; require_signature without a key only demands that one exists.
+    verified with it; require_signature without a key fails every artifact (a signature that
+    nothing verified proves nothing). mender_client: the Mender client version on the board's
+    devices; an artifact compressed in a way that client cannot read (zstd before 3.5) fails.
     """
     paths = [str(p) for p in paths]
     want = sorted(set(device_types))
     findings: list[Finding] = []
     if not paths:
         return [Finding(board, "artifact-missing", "no .mender artifact was produced")]
+    if mender_client:
+        try:
+            parse_version(mender_client)
+        except ValueError as exc:
+            return [Finding(board, "artifact-client", str(exc))]
     key = None
     if public_key_pem is not None:
         try:
@@ -47,6 +55,9 @@ def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str, device_ty
             findings.append(Finding(board, "artifact-signature" if signature else "artifact-invalid",
                                     str(exc), file=path))
             continue
+        if mender_client and (problem := client_problem(info.compression, mender_client)):
+            findings.append(Finding(board, "artifact-compression", f"{path}: {problem}",
+                                    file=path))
         got = sorted(set(info.device_types))
         if got != want:
             findings.append(Finding(board, "artifact-device-types",

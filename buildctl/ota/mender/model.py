@@ -93,6 +93,9 @@ class ArtifactInfo:
     payloads: list[Payload] = field(default_factory=list)
     augment: Augment | None = None
     members: list[str] = field(default_factory=list)
+    # what manifest.sig does not cover (augmented artifacts: manifest-augment, the augment
+    # header and its data files); empty for unaugmented artifacts
+    unsigned_parts: list[str] = field(default_factory=list)
 
     @property
     def payload_types(self) -> list[str | None]:

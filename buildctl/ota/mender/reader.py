@@ -39,6 +39,7 @@ class Limits:
     header: int = 16 << 20  # a header tar, compressed and decompressed
     json: int = 1 << 20  # one JSON member inside a header
     data_bytes: int | None = None  # total size of payload files (None: no cap)
+    data_bytes_advice: str = ""  # appended to the refusal (e.g. which flag raises the cap)
     trailing: int = 1 << 20  # zero padding allowed after a data tar's end marker
 
 
@@ -308,8 +309,8 @@ def read_artifact(source: str | os.PathLike | BinaryIO, *, public_key: PublicKey
                   limits: Limits = Limits()) -> ArtifactInfo:
     """Read and fully verify an artifact; return what it says about itself.
 
-    With ``public_key`` the artifact must be signed by it; ``require_signature`` without a key
-    only demands that a signature exists. ``extract_to``: verified payload files are written
+    With ``public_key`` the artifact must be signed by it. ``require_signature`` without a key
+    fails: a signature nobody verified proves nothing (mender-artifact's "missing verifier"). ``extract_to``: verified payload files are written
     to ``<dir>/<NNNN>/<name>`` (written as partial files, renamed once their sum matched).
     """
     path = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
@@ -373,6 +374,9 @@ def _read(f: BinaryIO, path: str, public_key: PublicKey | None, require_signatur
         hdr = _expect(outer.next(), "header.tar", seen)
     if not info.signed and (public_key is not None or require_signature):
         raise _fail("artifact is not signed (manifest.sig missing) but a signature is required")
+    if info.signed and require_signature and public_key is None:
+        raise _fail("a verified signature is required but no public key was given to verify "
+                    "it", "manifest.sig")
 
     augment_manifest: dict[str, str] | None = None
     if hdr.name == "manifest-augment":
@@ -444,6 +448,9 @@ def _read(f: BinaryIO, path: str, public_key: PublicKey | None, require_signatur
             raise _fail(f"a rootfs-image payload must hold exactly one file, found {len(p.files)}",
                         f"data/{p.index:04d}")
     info.members = seen
+    if info.augment is not None:
+        info.unsigned_parts = (["manifest-augment", f"header-augment.tar{_SUFFIX[kind]}"]
+                               + [f"data/0000/{f.name}" for f in info.augment.files])
     return info
 
 
@@ -492,7 +499,7 @@ def _read_data(outer: TarStream, member: str, kind: str, index: int, info: Artif
             total += hdr.size
             if limits.data_bytes is not None and total > limits.data_bytes:
                 raise _fail(f"{name}: payload files exceed the {limits.data_bytes}-byte limit "
-                            "(decompression bomb?)", member)
+                            f"{limits.data_bytes_advice or '(decompression bomb?)'}", member)
             sha = hashlib.sha256()
             out = extractor.open(index, name) if extractor else None
             try:

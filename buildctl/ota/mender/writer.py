@@ -2,9 +2,10 @@
 
 Deterministic: the same inputs and SOURCE_DATE_EPOCH give the same bytes (fixed member
 order, owner 0/0, fixed modes, one mtime, gzip header without a time, sorted JSON maps and
-state scripts). Streaming: payload files are read in 1 MiB chunks, once to hash them (the
-manifest precedes the data) and once to compress them (both cores) straight into a partial
-file next to the output, renamed once complete. Memory stays bounded by a few chunks.
+state scripts). Streaming: payload files are read once, in 1 MiB chunks, hashed and compressed
+(both cores) into a scratch file; the manifest, which precedes the data, is written when the
+sums are known and the data copied in behind it, into a partial file next to the output,
+renamed once complete. Memory stays bounded by a few chunks.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from buildctl.ota.mender.tario import END, TarWriter, header_bytes, padding
 
 CHUNK = 1 << 20
 ROOTFS = "rootfs-image"
+BOOTSTRAP = None  # the payload type of a bootstrap (empty) artifact
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class DataSource:
 
 @dataclass
 class PayloadSpec:
-    type: str  # "rootfs-image" or an update module name
+    type: str | None  # "rootfs-image", an update module name, or None (bootstrap)
     files: list[DataSource] = field(default_factory=list)
     provides: dict[str, str] = field(default_factory=dict)
     depends: dict[str, Any] = field(default_factory=dict)
@@ -65,21 +67,77 @@ class ArtifactSpec:
     compression: Compression = Compression("gzip")
 
 
+def software_provides(artifact_name: str, *, default_name: str = "", software_name: str = "",
+                      software_version: str = "", software_filesystem: str = "",
+                      default_software_version: bool = True) -> dict[str, str]:
+    """mender-artifact's software-version provide: ``<fs>[.<name>].version: <version>``.
+
+    fs defaults to rootfs-image; by default the name is the module type (none for rootfs) and
+    the version the artifact name; --no-default-software-version keeps only what was given.
+    """
+    key = software_filesystem or ROOTFS
+    if default_software_version:
+        software_name = software_name or default_name
+        software_version = software_version or artifact_name
+    if software_name:
+        key += f".{software_name}"
+    return {f"{key}.version": software_version} if software_version else {}
+
+
+def clears_for(kind: str, user: list[str] | None = None, *, module: str = "",
+                   software_name: str = "", software_filesystem: str = "",
+                   default_clears: bool = True, default_software_version: bool = True) -> list[str]:
+    """clears_artifact_provides as mender-artifact writes it: the user's patterns first, then
+    one default (``<fs>.[<name>.]*``; plain rootfs images also clear artifact_group and the
+    legacy rootfs_image_checksum). No default with --no-default-clears-provides, with
+    --no-default-software-version, or for a bootstrap artifact."""
+    out = list(user or [])
+    if not default_clears or not default_software_version or kind == BOOTSTRAP:
+        return out
+    fs = software_filesystem or ROOTFS
+    if software_name:
+        name = f"{software_name}."
+    elif kind == ROOTFS:
+        name = ""
+        if fs == ROOTFS:
+            out += ["artifact_group", "rootfs_image_checksum"]
+    else:
+        name = f"{module}."
+    default = f"{fs}.{name}*"
+    if default not in out:
+        out.append(default)
+    return out
+
+
+def _merge_provides(given: dict[str, str] | None, software: dict[str, str],
+                    software_overrides: bool) -> dict[str, str]:
+    out = dict(given or {})
+    for key, value in software.items():
+        if not out.get(key) or software_overrides:
+            out[key] = value
+    return out
+
+
 def rootfs_payload(image: str | os.PathLike, artifact_name: str, *,
                    provides: dict[str, str] | None = None, depends: dict[str, Any] | None = None,
                    clears_provides: list[str] | None = None, software_name: str = "",
                    software_version: str = "", software_filesystem: str = "",
                    default_software_version: bool = True, default_clears: bool = True,
-                   checksum_provide: bool = True, legacy_checksum: bool = False) -> PayloadSpec:
-    """A rootfs-image payload with mender-artifact's default provides and clears."""
-    prefix = software_filesystem or ROOTFS
-    prov = {}
-    if default_software_version:
-        key = f"{prefix}.{software_name}.version" if software_name else f"{prefix}.version"
-        prov[key] = software_version or artifact_name
-    prov.update(provides or {})
-    clears = ["artifact_group", "rootfs_image_checksum", "rootfs-image.*"] if default_clears else []
-    clears += [c for c in (clears_provides or []) if c not in clears]
+                   checksum_provide: bool = True, legacy_checksum: bool = False,
+                   software_overrides: bool = False) -> PayloadSpec:
+    """A rootfs-image payload with mender-artifact's default provides and clears.
+
+    software_overrides: the software-version provide replaces a ``provides`` entry with the
+    same key (mender-artifact: when a --software-* flag comes after that -p on the command line).
+    """
+    soft = software_provides(artifact_name, software_name=software_name,
+                             software_version=software_version,
+                             software_filesystem=software_filesystem,
+                             default_software_version=default_software_version)
+    prov = _merge_provides(provides, soft, software_overrides)
+    clears = clears_for(ROOTFS, clears_provides, software_name=software_name,
+                        software_filesystem=software_filesystem, default_clears=default_clears,
+                        default_software_version=default_software_version)
     key = None
     if checksum_provide:
         key = "rootfs_image_checksum" if legacy_checksum else "rootfs-image.checksum"
@@ -92,17 +150,26 @@ def module_payload(module: str, files: list[DataSource], artifact_name: str, *,
                    depends: dict[str, Any] | None = None, clears_provides: list[str] | None = None,
                    software_name: str = "", software_version: str = "",
                    software_filesystem: str = "", default_software_version: bool = True,
-                   default_clears: bool = True) -> PayloadSpec:
+                   default_clears: bool = True, software_overrides: bool = False) -> PayloadSpec:
     """An update-module payload (any module name) with mender-artifact's default provides."""
-    prefix = software_filesystem or ROOTFS
-    sw = software_name or module
-    prov = {}
-    if default_software_version:
-        prov[f"{prefix}.{sw}.version"] = software_version or artifact_name
-    prov.update(provides or {})
-    clears = [f"{prefix}.{sw}.*"] if default_clears else []
-    clears += [c for c in (clears_provides or []) if c not in clears]
+    soft = software_provides(artifact_name, default_name=module, software_name=software_name,
+                             software_version=software_version,
+                             software_filesystem=software_filesystem,
+                             default_software_version=default_software_version)
+    prov = _merge_provides(provides, soft, software_overrides)
+    clears = clears_for(module, clears_provides, module=module, software_name=software_name,
+                        software_filesystem=software_filesystem, default_clears=default_clears,
+                        default_software_version=default_software_version)
     return PayloadSpec(module, list(files), prov, dict(depends or {}), clears, meta_data)
+
+
+def bootstrap_payload(*, provides: dict[str, str] | None = None,
+                      depends: dict[str, Any] | None = None,
+                      clears_provides: list[str] | None = None) -> PayloadSpec:
+    """The empty payload of a bootstrap artifact (type null, no files, no meta-data): it seeds
+    a device's provides at first boot. Only what is given is provided or cleared."""
+    return PayloadSpec(BOOTSTRAP, [], dict(provides or {}), dict(depends or {}),
+                       list(clears_provides or []))
 
 
 def source_date_epoch(value: str | None) -> int:
@@ -123,14 +190,19 @@ def _check_str(value: str, what: str, *, spaces: bool = True) -> None:
 
 def validate_spec(spec: ArtifactSpec) -> None:
     p = spec.payload
-    _check_str(spec.name, "artifact name", spaces=p.type != ROOTFS)
+    # like mender-artifact: module images may carry spaces in their name, the others not
+    _check_str(spec.name, "artifact name", spaces=p.type not in (ROOTFS, BOOTSTRAP))
     if not spec.device_types:
         raise ArtifactError("at least one device type is required")
     for t in spec.device_types + spec.depends_artifact_names + spec.depends_groups:
         _check_str(t, "device type / depends value")
     if spec.group:
         _check_str(spec.group, "artifact group")
-    if not p.type or not p.type.strip() or "/" in p.type:
+    if p.type is BOOTSTRAP:
+        if p.files or p.meta_data is not None or spec.scripts:
+            raise ArtifactError("a bootstrap artifact has no payload files, meta-data or "
+                                "state scripts")
+    elif not p.type or not p.type.strip() or "/" in p.type:
         raise ArtifactError(f"payload type {p.type!r} is not a valid update module name")
     if p.type == ROOTFS:
         if len(p.files) != 1:
@@ -227,35 +299,57 @@ def _unchanged(inp: _Input) -> None:
         raise ArtifactError(f"payload file {inp.src.path} changed while the artifact was written")
 
 
-def _hash(inp: _Input) -> str:
-    """First pass: the manifest (which precedes the data) needs every file's sha256."""
-    sha = hashlib.sha256()
-    n = 0
-    try:
-        for chunk in _chunks(inp.src):
-            sha.update(chunk)
-            n += len(chunk)
-    except OSError as exc:
-        raise ArtifactError(f"payload file {inp.src.path}: {exc.strerror}") from None
-    if n != inp.size:
-        raise ArtifactError(f"payload file {inp.src.path} changed size while being read")
-    return sha.hexdigest()
-
-
-def _write_data(spec: ArtifactSpec, inputs: list[_Input], out, mtime: int, threads: int) -> None:
-    """Second pass: the data tar, compressed (in parallel) straight into the output."""
+def _write_data(spec: ArtifactSpec, inputs: list[_Input], out, mtime: int,
+                threads: int) -> list[str]:
+    """The data tar, compressed (in parallel) into out, in one pass that also hashes every
+    file (hashlib and the compressors release the GIL, so hashing overlaps compression).
+    Returns each file's sha256."""
     comp = compressor(out, spec.compression, threads)
+    sums = []
     for inp in inputs:
         comp.write(header_bytes(inp.src.name, inp.size, mode=inp.mode, mtime=mtime))
+        sha = hashlib.sha256()
         written = 0
-        for chunk in _chunks(inp.src):
-            written += len(chunk)
-            comp.write(chunk)
+        try:
+            for chunk in _chunks(inp.src):
+                sha.update(chunk)
+                written += len(chunk)
+                comp.write(chunk)
+        except OSError as exc:
+            raise ArtifactError(f"payload file {inp.src.path}: {exc.strerror}") from None
         if written != inp.size:
             raise ArtifactError(f"payload file {inp.src.path} changed size while being read")
         comp.write(padding(inp.size))
+        sums.append(sha.hexdigest())
     comp.write(END)
     comp.close()
+    return sums
+
+
+def _copy(src, dst, size: int) -> None:
+    """size bytes from src's current position to dst's (in the kernel where it can)."""
+    src.flush()
+    dst.flush()
+    src.seek(0)
+    left = size
+    try:
+        while left > 0:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), min(left, 1 << 30))
+            if n <= 0:
+                break
+            left -= n
+    except OSError:
+        pass
+    if left:  # no copy_file_range here (or it stopped): copy through user space
+        src.seek(size - left)
+        while left > 0:
+            chunk = src.read(min(left, CHUNK))
+            if not chunk:
+                raise ArtifactError("the compressed payload shrank while being copied")
+            dst.write(chunk)
+            left -= len(chunk)
+    else:
+        dst.seek(0, os.SEEK_END)
 
 
 def _header_tar(spec: ArtifactSpec, mtime: int) -> bytes:
@@ -270,7 +364,7 @@ def _header_tar(spec: ArtifactSpec, mtime: int) -> bytes:
         tar.add_bytes(f"scripts/{Path(script).name}", data, mode=0o755)
     tar.add_bytes("headers/0000/type-info", type_info(spec.payload))
     if spec.payload.type == ROOTFS:
-        tar.add_bytes("headers/0000/meta-data", b"")
+        tar.add_bytes("headers/0000/meta-data", b"")  # mender-artifact writes an empty one
     elif spec.payload.meta_data is not None:
         tar.add_bytes("headers/0000/meta-data",
                       go_json(dict(sorted(spec.payload.meta_data.items()))))
@@ -283,56 +377,55 @@ def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
                    mtime: int | None = None) -> Path:
     """Write spec to output (atomically: a partial file next to it, renamed when complete).
 
-    Two passes over the payload files: hash (the manifest comes first), then tar + compress
-    straight into the output; the data member's size is patched into its header at the end.
+    One pass over the payload files: they are tarred, compressed and hashed together into a
+    scratch file next to the output; the manifest (which precedes the data) is written once
+    the sums are known, then the compressed data is copied in behind it.
     """
     validate_spec(spec)
     out_path = Path(output)
     mtime = 0 if mtime is None else mtime
     sfx = spec.compression.suffix
     inputs = [_stat(src) for src in spec.payload.files]
-    sums = [_hash(inp) for inp in inputs]
-    p = spec.payload
-    if p.checksum_provide and sums:
-        p.provides = {**p.provides, p.checksum_provide: sums[0]}
-    header = compress_bytes(_header_tar(spec, mtime), spec.compression)
-    header_name = f"header.tar{sfx}"
-    manifest = "".join(f"{digest}  data/0000/{inp.src.name}\n" for inp, digest in zip(inputs, sums, strict=True))
-    manifest += f"{hashlib.sha256(header).hexdigest()}  {header_name}\n"
-    manifest += f"{hashlib.sha256(FORMAT_VERSION).hexdigest()}  version\n"
-    manifest_bytes = manifest.encode()
     data_name = f"data/0000.tar{sfx}"
-    # compressed data can exceed the input a little; past USTAR's 8 GiB use a PAX size record
-    big = sum(i.size for i in inputs) * 1.01 + (16 << 20) >= 8 ** 11
     out_dir = out_path.parent if str(out_path.parent) else Path(".")
+    tmp = scratch = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_dir)
+        tmp = Path(tmp_name)
+        sfd, scratch_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".data",
+                                             dir=out_dir)
+        scratch = Path(scratch_name)
     except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise ArtifactError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w+b", buffering=CHUNK) as out:
+        with os.fdopen(sfd, "w+b", buffering=CHUNK) as data, \
+                os.fdopen(fd, "w+b", buffering=CHUNK) as out:
+            sums = _write_data(spec, inputs, data, mtime, threads)
+            data_size = data.tell()
+            for inp in inputs:
+                _unchanged(inp)
+            p = spec.payload
+            if p.checksum_provide and sums:
+                p.provides = {**p.provides, p.checksum_provide: sums[0]}
+            header = compress_bytes(_header_tar(spec, mtime), spec.compression)
+            header_name = f"header.tar{sfx}"
+            manifest = "".join(f"{digest}  data/0000/{inp.src.name}\n"
+                               for inp, digest in zip(inputs, sums, strict=True))
+            manifest += f"{hashlib.sha256(header).hexdigest()}  {header_name}\n"
+            manifest += f"{hashlib.sha256(FORMAT_VERSION).hexdigest()}  version\n"
+            manifest_bytes = manifest.encode()
             tar = TarWriter(out, mtime=mtime)
             tar.add_bytes("version", FORMAT_VERSION)
             tar.add_bytes("manifest", manifest_bytes)
             if key is not None:
                 tar.add_bytes("manifest.sig", key.sign(manifest_bytes))
             tar.add_bytes(header_name, header)
-            header_pos = out.tell()
-            placeholder = header_bytes(data_name, 0, mtime=mtime, pax_size=big)
-            out.write(placeholder)
-            start = out.tell()
-            _write_data(spec, inputs, out, mtime, threads)
-            data_size = out.tell() - start
+            out.write(header_bytes(data_name, data_size, mtime=mtime))  # PAX past 8 GiB
+            _copy(data, out, data_size)
             out.write(padding(data_size))
             out.write(END)
-            final = header_bytes(data_name, data_size, mtime=mtime, pax_size=big)
-            if len(final) != len(placeholder):  # pragma: no cover - guarded by `big`
-                raise ArtifactError(f"{data_name}: size {data_size} does not fit the header")
-            out.seek(header_pos)
-            out.write(final)
-        for inp in inputs:
-            _unchanged(inp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -341,4 +434,5 @@ def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
         raise ArtifactError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
     return out_path

@@ -48,6 +48,7 @@ class BoardJob:
     artifact_name: str | None = None  # the name every .mender must have (gate)
     signing_key: str | None = None  # env:/file: reference; signed here, outside the container
     require_signed: bool = False
+    image_types: tuple[str, ...] = ()  # deploy outputs the manifest promises (gate): mender, sdimg
 
     @property
     def key(self) -> str:
@@ -77,7 +78,8 @@ ProgressSink = Callable[[str, str, BitbakeLog | None], None]  # (board, phase, l
 def release_of(job: BoardJob) -> BoardRelease:
     return BoardRelease(board=job.name, device_types=job.device_types,
                         artifact_name=job.artifact_name, signing_key=job.signing_key,
-                        require_signed=job.require_signed)
+                        require_signed=job.require_signed, machine=job.machine,
+                        images=tuple(target_of(job.kas_file)), image_types=job.image_types)
 
 
 def target_of(kas_file: Path) -> list[str]:

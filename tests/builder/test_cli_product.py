@@ -11,12 +11,14 @@ import pytest
 
 from build_fixtures import commit_all, init_repo, make_bsp, make_poky
 from tests.helpers.products import board_data, write_yaml
+from tests.ota.helpers import mender_artifact as mender_artifact_tool
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 WT = Path(__file__).resolve().parents[2]
 
 
-def product(tmp: Path, fail_board: str | None = None) -> Path:
+def product(tmp: Path, fail_board: str | None = None,
+            local_conf: dict[str, dict] | None = None) -> Path:
     os.chmod(tmp, 0o755)
     src = tmp / "src"
     poky = make_poky(src)
@@ -29,6 +31,8 @@ def product(tmp: Path, fail_board: str | None = None) -> Path:
         data["tune"] = tune
         if b == fail_board:
             data["local_conf"] = {"FIXTURE_FAIL": "hello:do_compile"}
+        if local_conf and b in local_conf:
+            data["local_conf"] = local_conf[b]
         write_yaml(root / "machines" / f"{b}.yml", data)
     path = write_yaml(root / "products" / "demo.yml", {
         "name": "demo", "series": "scarthgap", "distro": "poky", "target": "core-image-minimal",
@@ -70,7 +74,20 @@ def test_product_build_json_reports_and_exit_codes(tmp_path, builder_image, dock
     if os.geteuid() == 0:  # under sudo: everything written belongs to SUDO_UID, nothing to root
         for p in [out, *out.rglob("*")]:
             assert p.lstat().st_uid == 2345, p
-    assert (deploy / "core-image-minimal-boarda.rootfs.ext4").exists()
+    # what OE-core and meta-mender deploy (IMAGE_NAME_SUFFIX is empty on a Mender board): the
+    # promised uefiimg and .mender, links to the versioned files, and the image manifest
+    for t in ("ext4", "uefiimg", "uefiimg.bmap", "mender", "manifest"):
+        link = deploy / f"core-image-minimal-boarda.{t}"
+        assert link.is_symlink() and link.resolve().is_file(), t
+        assert link.resolve().name.startswith("core-image-minimal-boarda-2")  # -<DATETIME>
+    assert "busybox cortexa53 1.0-r0" in (deploy / "core-image-minimal-boarda.manifest").read_text()
+    # the .mender is a real artifact: the reference tool reads it, the gate checked it
+    mender = deploy / "core-image-minimal-boarda.mender"
+    info = subprocess.run([mender_artifact_tool(), "read", str(mender)], capture_output=True,
+                          text=True)
+    assert info.returncode == 0 and "Name: demo-1.0-boarda\n" in info.stdout, info.stdout
+    assert "Compatible devices: '[boarda]'" in info.stdout
+    assert a["artifacts"] == [{"path": mender.resolve().name, "problems": []}]
     c = next(b for b in data["boards"] if b["board"] == "boardc")
     assert c["bitbake"]["failures"][0]["task"] == "do_compile"
     # plain output (not a terminal): timestamped progress lines and a summary; --board selects
@@ -81,6 +98,20 @@ def test_product_build_json_reports_and_exit_codes(tmp_path, builder_image, dock
     if sudo:  # the caches belong to uid 2345 now: a build as another user is refused up front
         r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda")
         assert r.returncode == 2 and "owned by uid 2345, the build runs as uid 1000" in r.stderr
+
+
+def test_gate_fails_a_board_whose_promised_mender_was_not_built(tmp_path, builder_image,
+                                                                  docker_engine):
+    """The release gate cannot pass by absence: the stand-in is told not to deploy .mender."""
+    path = product(tmp_path, local_conf={"boarda": {"FIXTURE_SKIP_FSTYPES": "mender"}})
+    out = tmp_path / "out"
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda",
+            "--json")
+    assert r.returncode == 1, r.stderr
+    (a,) = json.loads(r.stdout)["boards"]
+    assert a["status"] == "failed"
+    assert "core-image-minimal-boarda.mender was not produced" in a["message"]
+    assert (out / "boarda-release" / "deploy" / "core-image-minimal-boarda.uefiimg").exists()
 
 
 def test_product_usage_errors(tmp_path):

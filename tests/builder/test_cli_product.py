@@ -90,6 +90,13 @@ def test_product_build_json_reports_and_exit_codes(tmp_path, builder_image, dock
     assert a["artifacts"] == [{"path": mender.resolve().name, "problems": []}]
     c = next(b for b in data["boards"] if b["board"] == "boardc")
     assert c["bitbake"]["failures"][0]["task"] == "do_compile"
+    # the root cause is the failing tool's own line (from the task's log), in the report...
+    assert c["root_cause"] == "make: *** [Makefile:12: all] Error 1"
+    assert "hello-1.0-r0 do_compile failed: make: ***" in c["message"]
+    # ... and on the console, whole, under the summary table
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boardc", env=sudo)
+    assert r.returncode == 1
+    assert "boardc: make: *** [Makefile:12: all] Error 1" in r.stdout
     # plain output (not a terminal): timestamped progress lines and a summary; --board selects
     r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", env=sudo)
     assert r.returncode == 0, r.stderr

@@ -18,7 +18,7 @@ WT = Path(__file__).resolve().parents[2]
 
 
 def product(tmp: Path, fail_board: str | None = None,
-            local_conf: dict[str, dict] | None = None) -> Path:
+            local_conf: dict[str, dict] | None = None, local_bsp: bool = False) -> Path:
     os.chmod(tmp, 0o755)
     src = tmp / "src"
     poky = make_poky(src)
@@ -26,7 +26,7 @@ def product(tmp: Path, fail_board: str | None = None,
     root = tmp / "product"
     init_repo(root)
     for b, tune in (("boarda", "cortexa53"), ("boardc", "cortexa7")):
-        data = board_data(b, repos={"meta-fixture-bsp": {
+        data = board_data(b, repos={"meta-fixture-bsp": {"path": str(bsp[0])} if local_bsp else {
             "url": bsp[0].as_uri(), "refs": {"scarthgap": {"branch": "main", "commit": bsp[1]}}}})
         data["tune"] = tune
         if b == fail_board:
@@ -119,6 +119,21 @@ def test_gate_fails_a_board_whose_promised_mender_was_not_built(tmp_path, builde
     assert a["status"] == "failed"
     assert "core-image-minimal-boarda.mender was not produced" in a["message"]
     assert (out / "boarda-release" / "deploy" / "core-image-minimal-boarda.uefiimg").exists()
+
+
+def test_report_records_a_dirty_local_repository(tmp_path, builder_image, docker_engine):
+    """A path: repository is built as it is on disk: the report says when that is not a commit."""
+    path = product(tmp_path, local_bsp=True)
+    bsp = tmp_path / "src" / "meta-fixture-bsp"
+    out = tmp_path / "out"
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["boards"][0]["layers"]["meta-fixture-bsp"]["dirty"] is False
+    (bsp / "conf" / "machine" / "boarda.conf").write_text('DEFAULTTUNE ?= "cortexa53"\n# local edit\n')
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", "--json")
+    assert r.returncode == 0, r.stderr
+    layer = json.loads(r.stdout)["boards"][0]["layers"]["meta-fixture-bsp"]
+    assert layer["dirty"] is True and layer["path"] == str(bsp)
 
 
 def test_product_usage_errors(tmp_path):

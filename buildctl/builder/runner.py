@@ -156,6 +156,7 @@ class BoardRunner:
                 if problems:
                     rep.status = "failed"
                     rep.message = f"artifact gate: {problems[0].message}"
+                    rep.root_cause = "; ".join(f.message for f in problems)
                 else:
                     rep.status = "succeeded"
         except Interrupted:

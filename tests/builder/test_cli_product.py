@@ -118,6 +118,7 @@ def test_gate_fails_a_board_whose_promised_mender_was_not_built(tmp_path, builde
     (a,) = json.loads(r.stdout)["boards"]
     assert a["status"] == "failed"
     assert "core-image-minimal-boarda.mender was not produced" in a["message"]
+    assert "core-image-minimal-boarda.mender was not produced" in a["root_cause"]
     assert (out / "boarda-release" / "deploy" / "core-image-minimal-boarda.uefiimg").exists()
 
 

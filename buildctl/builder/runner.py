@@ -28,7 +28,7 @@ from buildctl.builder.caches import CacheSettings
 from buildctl.builder.logparse import BitbakeLog
 from buildctl.builder.report import BoardReport, write_json
 from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
-from buildctl.errors import UserError
+from buildctl.release.gate import BoardRelease, gate_board
 
 MODES = ("build", "dry-run", "parse-only")
 
@@ -72,6 +72,12 @@ class Interrupted(Exception):
 
 
 ProgressSink = Callable[[str, str, BitbakeLog | None], None]  # (board, phase, log)
+
+
+def release_of(job: BoardJob) -> BoardRelease:
+    return BoardRelease(board=job.name, device_types=job.device_types,
+                        artifact_name=job.artifact_name, signing_key=job.signing_key,
+                        require_signed=job.require_signed)
 
 
 def target_of(kas_file: Path) -> list[str]:
@@ -183,7 +189,7 @@ class BoardRunner:
                 problems = []
                 if self.opts.mode == "build":
                     self._collect(job, rep)
-                    problems = self._gate(job, rep)
+                    problems = self._release(job, rep)
                 if problems:
                     rep.status = "failed"
                     rep.message = f"artifact gate: {problems[0].message}"
@@ -405,36 +411,12 @@ class BoardRunner:
         rep.deploy_dir = str(final)
         phase.status, phase.seconds = "succeeded", round(time.monotonic() - t0, 2)
 
-    def _gate(self, job: BoardJob, rep: BoardReport) -> list:
-        """Sign every .mender the board produced (when the product has a signing key: here, on
-        the host, so the private key never enters the container), then check each carries
-        exactly the board's device types, the expected artifact name and, when the product
-        requires it, a signature that verifies."""
-        from buildctl.findings import Finding
-        from buildctl.ota.mender import load_private_key, sign_artifact
-        from buildctl.ota.mender.gate import check_artifacts
-
-        paths = [Path(rep.deploy_dir) / e["path"] for e in rep.deploy
-                 if "size" in e and e["path"].endswith(".mender")]
-        if not paths or not job.device_types:
-            return []
-        public_pem = None
-        if job.signing_key:
-            try:
-                key = load_private_key(job.signing_key, "mender.signing_key")
-                for p in paths:
-                    sign_artifact(p, key, force=True)
-                public_pem = key.public_pem()
-            except UserError as exc:
-                return [Finding(job.name, "artifact-key", str(exc))]
-        findings = check_artifacts(paths, board=job.name, device_types=list(job.device_types),
-                                   artifact_name=job.artifact_name,
-                                   require_signature=job.require_signed,
-                                   public_key_pem=public_pem)
-        rep.artifacts = [{"path": str(p.relative_to(rep.deploy_dir)),
-                          "problems": [f.message for f in findings if str(f.file) == str(p)]}
-                         for p in paths]
-        return [f for f in findings if f.severity == "error"]
+    def _release(self, job: BoardJob, rep: BoardReport) -> list:
+        """The release steps of a built board (sign, gate): errors that fail the board."""
+        result = gate_board(release_of(job), Path(rep.deploy_dir), rep.deploy)
+        if result.artifacts:
+            rep.artifacts = result.artifacts
+        return result.errors
 
     def _record_layers(self, job: BoardJob, rep: BoardReport) -> None:
         """The commit each repository is really at after checkout (next to what was asked)."""

@@ -11,6 +11,7 @@ from tests.helpers.fixture_layers import git  # noqa: F401 (the build tests impo
 
 HERE = Path(__file__).parent
 BITBAKE = HERE / "fixture_files" / "bitbake"
+OE_DEPLOY = HERE / "fixture_files" / "oe_deploy.py"  # what the stand-in deploys, imported by it
 
 INIT_SCRIPT = """\
 # Stand-in for poky's oe-init-build-env (sourced with the build directory as $1)
@@ -43,6 +44,8 @@ def make_poky(root: Path) -> tuple[Path, str]:
     shutil.copy(BITBAKE, repo / "bitbake" / "bin" / "bitbake")
     os.chmod(repo / "bitbake" / "bin" / "bitbake", 0o755)
     shutil.copy(HERE / "fixture_files" / "bitbake-hashserv", repo / "bitbake" / "bin")
+    (repo / "bitbake" / "lib").mkdir()
+    shutil.copy(OE_DEPLOY, repo / "bitbake" / "lib" / "oe_deploy.py")
     os.chmod(repo / "bitbake" / "bin" / "bitbake-hashserv", 0o755)
     (repo / "meta" / "conf" / "machine").mkdir(parents=True)
     (repo / "meta" / "conf" / "layer.conf").write_text(

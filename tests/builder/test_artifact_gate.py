@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from buildctl.builder.report import BoardReport
-from buildctl.builder.runner import BoardJob, BoardRunner
+from buildctl.release.gate import BoardRelease, gate_board
 from buildctl.ota.mender.writer import ArtifactSpec, rootfs_payload, write_artifact
 
 
@@ -23,10 +23,12 @@ def _deploy(tmp_path: Path, name: str, device_types: list[str]) -> BoardReport:
     return rep
 
 
-def _gate(rep: BoardReport, **job) -> list:
-    runner = BoardRunner.__new__(BoardRunner)  # the gate needs no runtime
-    return runner._gate(BoardJob(name="qemux86-64", machine="qemux86-64", variant="release",
-                                 kas_file=Path("x.yml"), **job), rep)
+def _gate(rep: BoardReport, **release) -> list:
+    result = gate_board(BoardRelease(board="qemux86-64", **release), Path(rep.deploy_dir),
+                        rep.deploy)
+    if result.artifacts:
+        rep.artifacts = result.artifacts
+    return result.errors
 
 
 def test_matching_artifact_passes_and_is_listed(tmp_path):

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output directory (default: ./out/<product>)")
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
+    p.add_argument("--no-release", action="store_true",
+                   help="do not make a release bundle of the boards that succeeded")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -54,13 +56,18 @@ def run(args) -> int:
                              json=args.json, series=args.series, lock=args.lock,
                              repo_ref_dir=args.repo_ref_dir))
     data = report.to_dict()
+    if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
+        from buildctl.release.api import release_after_build
+        data["release"] = release_after_build(args.product, data, series=args.series,
+                                              lock=args.lock)
     if args.json:
         print_json(data)
     else:
         _summary(data)
     if report.status == "interrupted":
         return 130
-    return 0 if report.status == "succeeded" else 1
+    failed_release = data.get("release", {}).get("status") == "failed"
+    return 0 if report.status == "succeeded" and not failed_release else 1
 
 
 def _summary(data: dict) -> None:
@@ -79,3 +86,6 @@ def _summary(data: dict) -> None:
     con.print(t)
     con.print(f"report: {os.path.join(data['out_dir'], 'build-report.json')}; per board: "
               f"{os.path.join(data['out_dir'], '<board>-<variant>', 'report.json')}")
+    rel = data.get("release")
+    if rel:
+        con.print(f"release: {rel['status']}: {rel.get('bundle') or rel.get('message')}")

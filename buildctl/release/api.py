@@ -131,3 +131,31 @@ def _lock(product, lock, reports: list[dict]) -> dict[str, dict]:
         if ref and ref.commit:
             out.setdefault(name, {"commit": ref.commit, "url": repo.url})
     return dict(sorted(out.items()))
+
+
+def release_after_build(product: Path, build: dict, *, series: str | None = None,
+                        lock: Path | None = None, on_step=None) -> dict:
+    """`buildctl build`'s last step: release the boards that succeeded, from the build's
+    outputs into ``<build out>/release/<product>/<version>``. Returns what the build report
+    shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}."""
+    from buildctl.builder.jobs import is_kas_file
+    from buildctl.release.pipeline import run_release
+
+    if is_kas_file(product):
+        return {"status": "skipped", "message": "a plain kas file has no release manifest"}
+    boards = [b["board"] for b in build.get("boards", []) if b.get("status") == "succeeded"]
+    if not boards:
+        return {"status": "skipped", "message": "no board succeeded"}
+    out = Path(build["out_dir"])
+    try:
+        spec = spec_from_product(ReleaseArgs(product=product, boards=boards,
+                                             variant=build.get("variant") or None, series=series,
+                                             lock=lock, build_out=out, out=out / "release"))
+        result = run_release(spec, on_step)
+    except UserError as exc:
+        return {"status": "failed", "message": str(exc)}
+    from buildctl.builder.runner import chown_tree
+    from buildctl.builder.runtime import resolve_owner
+    chown_tree(out / "release", resolve_owner())  # like every build output: the user's, not root's
+    return {"status": "succeeded", "bundle": str(result.bundle_dir), "files": result.files,
+            "signed": result.signed, "boards": [b["dir"] for b in result.boards]}

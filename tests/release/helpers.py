@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from buildctl.ota.mender.writer import ArtifactSpec, rootfs_payload, write_artifact
 from tests.helpers.oe_deploy_fixture import DeployFixture, write_deploy
 from tests.helpers.products import simple_product, write_yaml
-
-import yaml
 
 
 def make_key(path: Path) -> tuple[Path, Path]:

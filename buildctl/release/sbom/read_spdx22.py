@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -159,7 +160,6 @@ def read_spdx22(path: Path) -> ImageSbom:
 
 def _strip_docref(expr: str) -> str:
     """``DocumentRef-recipe-x:LicenseRef-y`` -> ``LicenseRef-y`` (one document, one namespace)."""
-    import re
     return re.sub(r"DocumentRef-[A-Za-z0-9.+\-]+:(LicenseRef-)", r"\1", expr)
 
 

@@ -8,8 +8,8 @@ view and the report see the same state.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 # kas: "2026-11-24 21:26:10 - ERROR    - fetch repos failed: error code 128"
 _KAS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - (ERROR|WARNING|INFO)\s+- (.*)$")

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from buildctl.builder.caches import CacheSettings
 from buildctl.builder.logparse import BitbakeLog
-from buildctl.builder.runtime.base import Runtime, RunSpec
+from buildctl.builder.runtime.base import RunSpec, Runtime
 
 
 @dataclass(frozen=True)

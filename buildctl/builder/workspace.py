@@ -64,7 +64,7 @@ def local_tree_dirty(path: Path) -> bool | None:
 
     out = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(path), "status",
                           "--porcelain", "--untracked-files=normal"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 

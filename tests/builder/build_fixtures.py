@@ -142,14 +142,15 @@ def make_poky(root: Path) -> tuple[Path, str]:
     return repo, commit_all(repo)
 
 
-def make_bsp(root: Path, machines: dict[str, str]) -> tuple[Path, str]:
+def make_bsp(root: Path, machines: dict[str, str], compat: str = "scarthgap",
+             name: str = "meta-fixture-bsp") -> tuple[Path, str]:
     """A BSP layer repo defining ``machines`` (name -> DEFAULTTUNE)."""
-    repo = root / "meta-fixture-bsp"
+    repo = root / name
     init_repo(repo)
     (repo / "conf" / "machine").mkdir(parents=True)
     (repo / "conf" / "layer.conf").write_text('BBPATH .= ":${LAYERDIR}"\n'
                                               'BBFILE_COLLECTIONS += "fixture-bsp"\n'
-                                              'LAYERSERIES_COMPAT_fixture-bsp = "scarthgap"\n')
+                                              f'LAYERSERIES_COMPAT_fixture-bsp = "{compat}"\n')
     for m, tune in machines.items():
         (repo / "conf" / "machine" / f"{m}.conf").write_text(f'DEFAULTTUNE ?= "{tune}"\n')
     return repo, commit_all(repo)

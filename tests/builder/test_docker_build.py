@@ -244,6 +244,21 @@ def test_stand_in_refuses_what_bitbake_refuses_and_says_why(tmp_path, builder_im
     assert not (world.root / "out/boarda-release/deploy").exists()
 
 
+def test_stand_in_refuses_a_layer_for_another_series(tmp_path, builder_image):
+    """BitBake's own layer checks run too: a BSP layer for kirkstone on a scarthgap core."""
+    from build_fixtures import make_bsp
+    from build_world import MACHINES, World
+
+    world = make_world(tmp_path)
+    old = make_bsp(tmp_path / "src", MACHINES, compat="kirkstone", name="meta-old-bsp")
+    world = World(world.root, world.poky, old)
+    _, rep = run_build(world, [world.job("boarda")], builder_image)
+    board = rep.boards[0]
+    assert board.status == "failed"
+    assert "Layer fixture-bsp is not compatible with the core layer" in board.root_cause
+    assert "kirkstone" in board.root_cause and board.root_cause in board.message
+
+
 def test_task_hashes_follow_the_configuration(tmp_path, builder_image):
     """Same tune, other configuration: nothing is reused; the same configuration again (in a
     fresh output directory) starts from the first build's sstate."""

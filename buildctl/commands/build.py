@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
     p.add_argument("--no-preflight", action="store_true",
                    help="skip the pre-flight checks (`buildctl validate`) run before the build")
+    p.add_argument("--no-release", action="store_true",
+                   help="do not make a release bundle of the boards that succeeded")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -64,13 +66,18 @@ def run(args) -> int:
                              repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
                              cache_root=args.settings.cache_root))
     data = report.to_dict()
+    if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
+        from buildctl.release.api import release_after_build
+        data["release"] = release_after_build(args.product, data, series=args.series,
+                                              lock=args.lock)
     if args.json:
         print_json(data)
     else:
         _summary(data)
     if report.status == "interrupted":
         return 130
-    return 0 if report.status == "succeeded" else 1
+    failed_release = data.get("release", {}).get("status") == "failed"
+    return 0 if report.status == "succeeded" and not failed_release else 1
 
 
 def _preflight(args, signs: bool) -> None:
@@ -114,3 +121,6 @@ def _summary(data: dict) -> None:
                       soft_wrap=True)
     con.print(f"report: {os.path.join(data['out_dir'], 'build-report.json')}; per board: "
               f"{os.path.join(data['out_dir'], '<board>-<variant>', 'report.json')}")
+    rel = data.get("release")
+    if rel:
+        con.print(f"release: {rel['status']}: {rel.get('bundle') or rel.get('message')}")

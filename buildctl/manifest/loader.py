@@ -20,8 +20,6 @@ _FREE_TEXT = {"description"}  # top-level fields that never reach a BitBake or k
 # Fields the schema accepts that nothing consumes yet, refused until their issue lands (then
 # delete the entry): keypath -> (is the value a request?, what to say)
 NOT_SUPPORTED_YET = {
-    ("sbom", "cyclonedx"): (lambda v: v is True, ("CycloneDX SBOMs are not supported yet "
-                                                   "(remove the field or set it to false)")),
     ("publish",): (lambda v: bool(v), "publishing is not supported yet (remove publish:)"),
 }
 _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", re.I)
@@ -280,10 +278,16 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         variants=variants, default_variant=default_variant,
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),
-        mender=mender, cache=cache, sbom=Sbom(**(data.get("sbom") or {})),
+        mender=mender, cache=cache, sbom=_sbom(data.get("sbom") or {}),
         publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender"))),
         runtime=data.get("runtime", "docker"),
         container_image=(data.get("container") or {}).get("image"),
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),
         smap=smap,
     )
+
+
+def _sbom(d: dict) -> Sbom:
+    d = dict(d)
+    policy = d.pop("cve_policy", None) or {}
+    return Sbom(**d, max_cvss=policy.get("max_cvss"), allow_cves=tuple(policy.get("allow", ())))

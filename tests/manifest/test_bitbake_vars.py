@@ -35,6 +35,8 @@ CONSUMED_ELSEWHERE = {
     "board.repos.*.refs.*.commit": "compose: kas repos commit",
     "board.repos.*.refs.*.tag": "compose: kas repos tag",
     "board.packages": "compose: IMAGE_INSTALL (table row 'packages')",
+    "product.sbom.cyclonedx": "release: the CycloneDX SBOM of the bundle (release/api.py)",
+    "product.sbom.cve_policy.*": "release: the CVE policy step (release/cve.py)",
     "product.name": "output names, artifact_name {product}",
     "product.description": "documentation only",
     "product.series": "refs selection, artifact_name {series}",

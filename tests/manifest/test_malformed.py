@@ -112,7 +112,6 @@ PRODUCT_CASES = [
     ("target wrong type", _sub(GOOD_PRODUCT, "target: core-image-minimal", "target: {a: 1}"), 4, r"target"),
     ("empty file", "", None, r"file is empty"),
     # accepted by the schema but not consumed yet: one line, until their issues land
-    ("cyclonedx not supported yet", _sub(GOOD_PRODUCT, "cyclonedx: false", "cyclonedx: true"), 15, r"sbom\.cyclonedx: CycloneDX SBOMs are not supported yet"),
     ("publish not supported yet", GOOD_PRODUCT + "publish:\n  mender: {url: https://x.example.com}\n", 17, r"publish: publishing is not supported yet"),
     # artifact_name: documented placeholders only, bare
     ("format spec bomb", _sub(GOOD_PRODUCT, "{board}\"", "{board:>999999999}\""), 11, r"placeholder \{board\} takes no format spec"),

@@ -14,6 +14,8 @@ from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Produ
 from buildctl.manifest.yamlsrc import SourceMap, load as load_yaml
 from buildctl.refs import SecretRef
 
+SECRET_KEYS = ("token", "password", "access_key", "secret_key")  # publish credentials
+
 # Variables that typed fields own: setting them in local_conf would fight the field.
 OWNED_VARIABLES = {
     "MACHINE": "the board's machine", "DISTRO": "the product's distro",
@@ -213,7 +215,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     def _with_ref(d: dict | None) -> dict | None:
         if d is None:
             return None
-        return {k: (SecretRef.parse(v) if k == "token" else v) for k, v in d.items()}
+        return {k: (SecretRef.parse(v) if k in SECRET_KEYS else v) for k, v in d.items()}
 
     targets = data["target"] if isinstance(data["target"], list) else [data["target"]]
     return Product(
@@ -223,7 +225,8 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),
         mender=mender, cache=cache, sbom=Sbom(**(data.get("sbom") or {})),
-        publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender"))),
+        publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender")),
+                        targets={n: _with_ref(t) for n, t in (pub.get("targets") or {}).items()}),
         runtime=data.get("runtime", "docker"),
         container_image=(data.get("container") or {}).get("image"),
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),

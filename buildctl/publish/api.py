@@ -45,18 +45,20 @@ def _module(kind: str):
     return m
 
 
-def verified_plan(bundle: Path, public_key: str | None = None) -> Plan:
+def verified_plan(bundle: Path, public_key: str | None = None, *, sboms: bool = True) -> Plan:
     from buildctl.release.verify import verify_bundle
 
-    res = verify_bundle(bundle, public_key)
+    res = verify_bundle(bundle, public_key, sboms=sboms)
     if not res.ok:
         raise ProblemsFound(f"{bundle}: release verify failed, nothing sent: {res.problem}")
     return load_plan(bundle)
 
 
 def publish(bundle: Path, targets: list[Target], *, dry_run: bool = False,
-            public_key: str | None = None, policy: RetryPolicy | None = None) -> PublishResult:
-    plan = verified_plan(bundle, public_key)
+            public_key: str | None = None, policy: RetryPolicy | None = None,
+            verify_sboms: bool = True) -> PublishResult:
+    """verify_sboms=False skips only the SBOM validators (sums and signature are checked)."""
+    plan = verified_plan(bundle, public_key, sboms=verify_sboms)
     result = PublishResult(str(bundle), plan.product, plan.version, dry_run)
     for t in targets:
         client = Client(policy)

@@ -134,3 +134,49 @@ def product_with_targets(tmp_path: Path, targets: dict) -> Path:
     data = yaml.safe_load(path.read_text())
     data["publish"] = {"targets": targets}
     return write_yaml(path, data)
+
+
+def run_publish(bundle: Path, targets: dict, *, dry_run: bool = False) -> dict:
+    """Publish in-process (as the CLI does, minus the slow SBOM validators, which the CLI tests
+    cover) with short backoffs; returns the JSON summary the CLI would print."""
+    from buildctl.manifest.loader import SECRET_KEYS
+    from buildctl.publish.api import publish
+    from buildctl.publish.http import RetryPolicy
+    from buildctl.publish.targets import Target
+    from buildctl.refs import SecretRef
+
+    ts = []
+    for name, d in targets.items():
+        secrets = {k: SecretRef.parse(v) for k, v in d.items() if k in SECRET_KEYS}
+        opts = {k: v for k, v in d.items() if k not in secrets and k not in ("type", "url")}
+        ts.append(Target(name, d["type"], d["url"], opts, secrets))
+    res = publish(bundle, ts, dry_run=dry_run, verify_sboms=False,
+                  policy=RetryPolicy(attempts=6, base_s=0.05, cap_s=0.5, timeout_s=20))
+    return json.loads(json.dumps(res.to_dict()))
+
+
+ART_TOKEN = "art-token-for-tests"
+
+
+@pytest.fixture
+def artifactory(tmp_path):
+    """The Artifactory test server with repositories fw-dev-local and fw-release-local."""
+    proc, port = start_module("tests.publish.servers.artifactory", str(tmp_path / "art"),
+                              ART_TOKEN, "fw-dev-local", "fw-release-local")
+    try:
+        yield Server(f"http://127.0.0.1:{port}", proc)
+    finally:
+        _stop(proc)
+
+
+def art_target(server: Server, **kw) -> dict:
+    return {"type": "artifactory", "url": server.url + "/artifactory",
+            "repository": "fw-dev-local", "release_repository": "fw-release-local",
+            "token": "env:ART_TOKEN", **kw}
+
+
+def aql(server: Server, query: str) -> list[dict]:
+    req = urllib.request.Request(server.url + "/artifactory/api/search/aql", data=query.encode(),
+                                 headers={"Authorization": f"Bearer {ART_TOKEN}",
+                                          "Content-Type": "text/plain"}, method="POST")
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())["results"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from buildctl.release import bundle as B
 from tests.conftest import run_cli
-from tests.publish.conftest import product_with_targets
+from tests.publish.conftest import product_with_targets, run_publish
 
 
 def bundle_files(bundle: Path) -> dict[str, bytes]:
@@ -21,8 +21,13 @@ def server_files(root: Path) -> dict[str, bytes]:
 
 
 def publish(tmp_path, bundle, url, *extra):
+    """Through the CLI, as a user runs it."""
     prod = product_with_targets(tmp_path, {"dav": {"type": "webdav", "url": url + "/releases"}})
     return run_cli("publish", str(bundle), "--product", str(prod), "--json", *extra)
+
+
+def publish_fast(bundle, url):
+    return run_publish(bundle, {"dav": {"type": "webdav", "url": url + "/releases"}})["targets"][0]
 
 
 def puts(log, name=None):
@@ -56,9 +61,8 @@ def test_faults_are_retried_and_end_state_is_exact(tmp_path, bundle, webdav):
         {"method": "HEAD", "path": r"manifest$", "action": "slow", "delay": 0.3, "count": 1},
         {"method": "MKCOL", "action": "status", "status": 500, "count": 1},
     ])
-    r = publish(tmp_path, bundle, webdav.url)
-    assert r.returncode == 0, r.stderr + r.stdout
-    t = json.loads(r.stdout)["targets"][0]
+    t = publish_fast(bundle, webdav.url)
+    assert t["ok"], t["error"]
     assert t["retries"] >= 5
     assert server_files(webdav.root / "releases") == bundle_files(bundle)
     # SHA256SUMS (the "complete" marker) went last, once, after every other file
@@ -71,16 +75,13 @@ def test_interrupted_publish_completes_without_resending(tmp_path, bundle, webda
     # a server that keeps failing one file: publish fails, SHA256SUMS is not there
     webdav.faults([{"method": "PUT", "path": r"sbom\.cdx\.json$", "action": "status",
                     "status": 500, "count": 100}])
-    r = publish(tmp_path, bundle, webdav.url)
-    assert r.returncode == 1
-    t = json.loads(r.stdout)["targets"][0]
+    t = publish_fast(bundle, webdav.url)
     assert not t["ok"] and "gave up" in t["error"]
     assert not (webdav.root / "releases/demo/1.0/SHA256SUMS").exists()
     first = {e["path"] for e in puts(webdav.log()) if e["status"] in (201, 204)}
     assert first
     webdav.clear()
-    r = publish(tmp_path, bundle, webdav.url)
-    assert r.returncode == 0, r.stdout
+    assert publish_fast(bundle, webdav.url)["ok"]
     second = [e["path"] for e in puts(webdav.log()) if e["status"] in (201, 204)]
     resent = first & set(second[len(first):])
     assert not resent
@@ -91,9 +92,8 @@ def test_other_content_under_the_same_version_is_refused(tmp_path, bundle, webda
     target = webdav.root / "releases/demo/1.0"
     target.mkdir(parents=True)
     (target / B.SUMS).write_text("0" * 64 + "  something-else\n")
-    r = publish(tmp_path, bundle, webdav.url)
-    assert r.returncode == 1
-    assert "published with other content" in json.loads(r.stdout)["targets"][0]["error"]
+    t = publish_fast(bundle, webdav.url)
+    assert not t["ok"] and "published with other content" in t["error"]
     assert puts(webdav.log()) == []
 
 

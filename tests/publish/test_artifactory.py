@@ -192,7 +192,7 @@ def test_response_slower_than_the_timeout_is_retried(bundle, artifactory):
     from buildctl.publish.api import publish
     from buildctl.publish.http import RetryPolicy
     from buildctl.publish.targets import Target
-    from buildctl.refs import SecretRef
+    from buildctl.publish.targets import SecretRef
 
     artifactory.faults([{"method": "PUT", "path": r"qemux86-64-release/cves\.json;",
                          "action": "slow", "delay": 2.5, "count": 1}])

@@ -11,7 +11,7 @@ from buildctl.publish.http import Client, RetryPolicy
 from buildctl.publish.plan import Item, Plan
 from buildctl.publish import s3 as S3
 from buildctl.publish.targets import Target
-from buildctl.refs import SecretRef
+from buildctl.publish.targets import SecretRef
 from tests.publish.conftest import run_publish, s3_objects, s3_target
 
 

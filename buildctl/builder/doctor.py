@@ -201,7 +201,7 @@ def check_network(repo_urls: dict[str, str], mirror: str | None,
 def secret_refs(data: Any, keypath: tuple = ()) -> Iterator[tuple[str, str]]:
     """(field, reference) for every ``env:``/``file:`` value in a manifest's data."""
     from buildctl.manifest.yamlsrc import dotted
-    from buildctl.refs import SecretRef
+    from buildctl.secrets import SecretRef
 
     if isinstance(data, dict):
         for k, v in data.items():
@@ -217,7 +217,7 @@ def check_secrets(refs: list[tuple[str, str]], base: Path, environ: dict[str, st
                   signing_field: str = "mender.signing_key") -> list[Check]:
     """Each secret the product names is there (values are never read into the output); the
     signing key must also load as a private key."""
-    from buildctl.refs import SecretRef
+    from buildctl.secrets import SecretRef
 
     out = []
     for fld, text in refs:

@@ -14,13 +14,16 @@ from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Produ
 from buildctl.manifest.yamlsrc import SourceMap, dotted, load as load_yaml
 from buildctl.secrets import SecretRef
 
+SECRET_KEYS = ("token", "password", "access_key", "secret_key")  # publish credentials
+
 # Variables that typed fields own: setting them in local_conf would fight the field.
 OWNED_VARIABLES = bitbake_vars.owned_variables()
 _FREE_TEXT = {"description"}  # top-level fields that never reach a BitBake or kas file
 # Fields the schema accepts that nothing consumes yet, refused until their issue lands (then
 # delete the entry): keypath -> (is the value a request?, what to say)
 NOT_SUPPORTED_YET = {
-    ("publish",): (lambda v: bool(v), "publishing is not supported yet (remove publish:)"),
+    ("publish", "mender"): (lambda v: bool(v), "rolling out to a Mender server is not supported "
+                                               "yet (remove publish.mender)"),
 }
 _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", re.I)
 _TEMPLATE_KEYS = {"product", "version", "board", "variant", "series"}
@@ -269,7 +272,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     def _with_ref(d: dict | None) -> dict | None:
         if d is None:
             return None
-        return {k: (SecretRef.parse(v) if k == "token" else v) for k, v in d.items()}
+        return {k: (SecretRef.parse(v) if k in SECRET_KEYS else v) for k, v in d.items()}
 
     targets = data["target"] if isinstance(data["target"], list) else [data["target"]]
     return Product(
@@ -279,7 +282,8 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),
         mender=mender, cache=cache, sbom=_sbom(data.get("sbom") or {}),
-        publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender"))),
+        publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender")),
+                        targets={n: _with_ref(t) for n, t in (pub.get("targets") or {}).items()}),
         runtime=data.get("runtime", "docker"),
         container_image=(data.get("container") or {}).get("image"),
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),

@@ -132,6 +132,8 @@ class Sbom:
 class Publish:
     artifactory: dict | None = None  # {url, repository, token: SecretRef}
     mender: dict | None = None  # {url, token: SecretRef}
+    # name -> {type: artifactory|webdav|http|s3, url, ...}; credentials as SecretRef
+    targets: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ CONSUMED_ELSEWHERE = {
     "board.packages": "compose: IMAGE_INSTALL (table row 'packages')",
     "product.sbom.cyclonedx": "release: the CycloneDX SBOM of the bundle (release/api.py)",
     "product.sbom.cve_policy.*": "release: the CVE policy step (release/cve.py)",
+    "product.publish.artifactory.*": "publish: the target named artifactory (publish/targets.py)",
+    "product.publish.targets.*": "publish: named targets (publish/targets.py)",
     "product.name": "output names, artifact_name {product}",
     "product.description": "documentation only",
     "product.series": "refs selection, artifact_name {series}",

@@ -30,8 +30,12 @@ def load_state(path: Path) -> dict:
 
 
 def excerpt(log: str, lines: int = LOG_LINES) -> str:
-    kept = [ln for ln in log.splitlines() if ln.strip()]
-    return "\n".join(kept[-lines:])
+    """The error lines (what went wrong) and the last lines (where it stopped), in order."""
+    all_lines = [ln for ln in log.splitlines() if ln.strip()]
+    errors = [i for i, ln in enumerate(all_lines) if " error" in ln.lower()[:60] or "error:" in ln.lower()]
+    tail = list(range(max(0, len(all_lines) - 5), len(all_lines)))
+    keep = sorted(set(errors[-(lines - len(tail)):]) | set(tail))
+    return "\n".join(all_lines[i] for i in keep)
 
 
 def status(api: MenderAPI, state: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.publish.conftest import _stop, start_module
 
@@ -87,17 +89,27 @@ def module_writer(artifact_name: str, device_types: list[str], *, fail_script: b
     return write
 
 
-def make_bundle(tmp: Path, board: str = "qemux86-64", **kw) -> Path:
-    """A verified one-board release bundle (demo 1.0) holding a module-image artifact."""
+def make_bundle(tmp: Path, board: str = "qemux86-64", *, version: str = "1.0",
+                signing_key: Path | None = None, **kw) -> Path:
+    """A verified one-board release bundle (demo VERSION) holding a module-image artifact,
+    signed with ``signing_key`` (a private PEM) when given."""
     from buildctl.release.api import ReleaseArgs, spec_from_product
     from buildctl.release.pipeline import run_release
     from tests.helpers.oe_deploy_fixture import DeployFixture, write_deploy
+    from tests.helpers.products import write_yaml
     from tests.release.helpers import release_product
 
     prod = release_product(tmp, boards=(board,))
+    data = yaml.safe_load(prod.read_text())
+    data["release"]["version"] = version
+    write_yaml(prod, data)
+    if signing_key is not None:
+        shutil.copy(signing_key, tmp / "keys" / "release.pem")
+        shutil.copy(signing_key.with_name(signing_key.stem + ".pub.pem"),
+                    tmp / "keys" / "release.pub.pem")
     fx = DeployFixture(machine=board, image_types=("uefiimg", "mender"))
     deploy = tmp / "out" / "demo" / f"{board}-release" / "deploy"
-    write_deploy(deploy, fx, module_writer(f"demo-1.0-{board}", [board], **kw))
+    write_deploy(deploy, fx, module_writer(f"demo-{version}-{board}", [board], **kw))
     spec = spec_from_product(ReleaseArgs(product=prod, build_out=tmp / "out" / "demo",
                                          out=tmp / "release"))
     return run_release(spec).bundle_dir

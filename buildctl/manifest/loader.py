@@ -224,7 +224,7 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         variants=variants, default_variant=default_variant,
         packages=tuple(data.get("packages", ())), image_features=tuple(data.get("image_features", ())),
         local_conf=_owned_check(data.get("local_conf") or {}, smap, ("local_conf",)),
-        mender=mender, cache=cache, sbom=Sbom(**(data.get("sbom") or {})),
+        mender=mender, cache=cache, sbom=_sbom(data.get("sbom") or {}),
         publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender")),
                         targets={n: _with_ref(t) for n, t in (pub.get("targets") or {}).items()}),
         runtime=data.get("runtime", "docker"),
@@ -232,3 +232,9 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),
         smap=smap,
     )
+
+
+def _sbom(d: dict) -> Sbom:
+    d = dict(d)
+    policy = d.pop("cve_policy", None) or {}
+    return Sbom(**d, max_cvss=policy.get("max_cvss"), allow_cves=tuple(policy.get("allow", ())))

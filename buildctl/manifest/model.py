@@ -124,6 +124,8 @@ class Sbom:
     spdx: bool = True
     cyclonedx: bool = False
     include_sources: bool = False
+    max_cvss: float | None = None  # cve_policy: a release fails on unpatched CVEs above this
+    allow_cves: tuple[str, ...] = ()  # cve_policy.allow: accepted anyway
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,13 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 from buildctl.release import bundle as B
-from buildctl.release.provenance import FILE_NAME as PROVENANCE
 
-LAST = (B.RELEASE_JSON, PROVENANCE, B.SUMS)  # uploaded after every board file, in this order
+
+def last_files(root: Path) -> list[str]:
+    """The bundle-level files (release.json, the provenance envelope, SHA256SUMS), uploaded
+    after every board file, SHA256SUMS last: its presence marks a complete release."""
+    names = sorted(p.name for p in root.iterdir() if p.is_file())
+    return [n for n in names if n != B.SUMS] + ([B.SUMS] if B.SUMS in names else [])
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,9 @@ def load_plan(root: Path) -> Plan:
         b = boards.get(f.get("board") or f["path"].split("/", 1)[0])
         items.append(Item(f["path"], root / f["path"], int(f["size"]), f["sha256"],
                           f.get("kind", "other"), b and b["board"], b and b["variant"]))
-    for name in LAST:
+    for name in last_files(root):
         p = root / name
-        if p.is_file():
-            items.append(Item(name, p, p.stat().st_size,
+        items.append(Item(name, p, p.stat().st_size,
                               sums.get(name) or B.sha256_file(p), "release-meta", None, None))
     props = {"product": rel["product"], "version": str(rel["version"])}
     rev = _git_revision(rel)

@@ -105,7 +105,9 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        out_root=args.out or Path.cwd() / "release", lock=lock,
                        manifests=manifests, builder=builder, source_date_epoch=sde,
                        release_key=args.release_key or _key_ref(product),
-                       cve_policy=CvePolicy(args.max_cvss, tuple(args.allow_cves)),
+                       cve_policy=CvePolicy(
+                           args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
+                           tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
                        sbom_formats=formats or ("spdx",))
 
 

@@ -6,6 +6,7 @@ faults itself. Every process is killed when its fixture ends.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -180,3 +181,55 @@ def aql(server: Server, query: str) -> list[dict]:
                                  headers={"Authorization": f"Bearer {ART_TOKEN}",
                                           "Content-Type": "text/plain"}, method="POST")
     return json.loads(urllib.request.urlopen(req, timeout=10).read())["results"]
+
+
+S3_KEYS = {"S3_ACCESS": "buildctl-test", "S3_SECRET": "buildctl-test-secret"}
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """moto's standalone S3 server with a bucket 'firmware', behind the fault proxy."""
+    from buildctl.publish.http import Client
+    from buildctl.publish.s3 import Signer
+
+    for k, v in S3_KEYS.items():
+        monkeypatch.setenv(k, v)
+    port = _free_port()
+    proc = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1",
+                             "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    proxy = None
+    try:
+        _wait_port(port, proc, "moto_server")
+        c = Client()
+        r = c.request("PUT", f"http://127.0.0.1:{port}/firmware",
+                      headers={"x-amz-content-sha256": hashlib.sha256(b"").hexdigest()},
+                      sign=Signer(S3_KEYS["S3_ACCESS"], S3_KEYS["S3_SECRET"], "us-east-1"))
+        c.close()
+        assert r.status == 200, r.body
+        proxy = start_proxy(f"http://127.0.0.1:{port}")
+        yield proxy
+    finally:
+        if proxy:
+            _stop(proxy.proc)
+        _stop(proc)
+
+
+def s3_target(server: Server, **kw) -> dict:
+    return {"type": "s3", "url": server.url, "bucket": "firmware", "access_key": "env:S3_ACCESS",
+            "secret_key": "env:S3_SECRET", "part_size_mb": 5, **kw}
+
+
+def s3_objects(server: Server) -> dict[str, tuple[int, str]]:
+    """key -> (size, sha256 of the bytes the server returns)."""
+    import boto3
+
+    cli = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                       aws_access_key_id=S3_KEYS["S3_ACCESS"],
+                       aws_secret_access_key=S3_KEYS["S3_SECRET"])
+    out = {}
+    for page in cli.get_paginator("list_objects_v2").paginate(Bucket="firmware"):
+        for o in page.get("Contents", []):
+            body = cli.get_object(Bucket="firmware", Key=o["Key"])["Body"].read()
+            out[o["Key"]] = (o["Size"], hashlib.sha256(body).hexdigest())
+    return out

@@ -186,3 +186,23 @@ def test_missing_token_is_named_without_its_value(tmp_path, bundle, artifactory,
     monkeypatch.delenv("ART_TOKEN")
     t = run_publish(bundle, {"art": art_target(artifactory)})["targets"][0]
     assert not t["ok"] and "env:ART_TOKEN" in t["error"] and "not set" in t["error"]
+
+
+def test_response_slower_than_the_timeout_is_retried(bundle, artifactory):
+    from buildctl.publish.api import publish
+    from buildctl.publish.http import RetryPolicy
+    from buildctl.publish.targets import Target
+    from buildctl.refs import SecretRef
+
+    artifactory.faults([{"method": "PUT", "path": r"qemux86-64-release/cves\.json;",
+                         "action": "slow", "delay": 2.5, "count": 1}])
+    d = art_target(artifactory)
+    t = Target("art", "artifactory", d["url"],
+               {"repository": d["repository"], "release_repository": d["release_repository"]},
+               {"token": SecretRef.parse(d["token"])})
+    res = publish(bundle, [t], verify_sboms=False,
+                  policy=RetryPolicy(attempts=4, base_s=0.05, cap_s=0.2, timeout_s=1.0))
+    rep = res.targets[0]
+    assert rep.ok, rep.error
+    assert any("timed out" in e or "TimeoutError" in e for e in rep.events)
+    assert repo_state(artifactory, "fw-release-local") == bundle_sums(bundle)

@@ -158,6 +158,8 @@ def test_corrupted_sbom_in_bundle_fails_verification(tmp_path, product):
     step_provenance(ReleaseSpec("demo", "1.0", "scarthgap", [], tmp_path), bundle)
     res = verify_bundle(bundle)
     assert not res.ok and res.problem.startswith("qemux86-64-release/sbom.spdx.json: invalid spdx-2.3")
+    r = run_cli("release", "verify", str(bundle), "--no-validators")
+    assert r.returncode == 0 and "SBOM" not in r.stdout
 
 
 def test_gate_fails_on_wrong_device_type(tmp_path):
@@ -232,3 +234,26 @@ def test_usage_errors(tmp_path):
     assert r.returncode == 2 and "release verify DIR" in r.stderr
     r = run_cli("release", "diff", str(tmp_path), str(tmp_path))
     assert r.returncode == 2 and "not a release bundle" in r.stderr
+
+
+def test_manifest_cve_policy(tmp_path):
+    import yaml
+
+    from buildctl.release.errors import ReleaseError
+    from tests.helpers.products import write_yaml
+    prod = release_product(tmp_path)
+    deploy_for(tmp_path, "qemux86-64")
+    data = yaml.safe_load(prod.read_text())
+    data["sbom"]["cve_policy"] = {"max_cvss": 5.0}
+    write_yaml(prod, data)
+    with pytest.raises(ReleaseError, match="CVE policy: 1 unpatched CVE.*CVE-2023-42366"):
+        release(tmp_path, prod)
+    data["sbom"]["cve_policy"]["allow"] = ["CVE-2023-42366"]
+    write_yaml(prod, data)
+    bundle = release(tmp_path, prod)
+    rel = json.loads((bundle / "release.json").read_text())
+    assert rel["cve_policy"] == {"max_cvss": 5.0, "allow": ["CVE-2023-42366"]}
+    data["sbom"]["cve_policy"] = {"max_cvss": 11}
+    write_yaml(prod, data)
+    r = run_cli("release", str(prod), cwd=tmp_path)
+    assert r.returncode == 2 and "max_cvss" in r.stderr and "Traceback" not in r.stderr

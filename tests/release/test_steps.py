@@ -133,3 +133,18 @@ def test_provenance_statement_shape():
     assert st["predicate"]["runDetails"]["metadata"]["startedOn"] == "2023-11-14T22:13:20Z"
     env = envelope(p, None)
     assert env["signatures"] == [] and json.loads(base64.b64decode(env["payload"])) == st
+
+
+def test_cves_of_a_deploy_dir(tmp_path):
+    from buildctl.errors import UserError
+    from buildctl.release.cves_report import cves_of
+
+    write_deploy(tmp_path, DeployFixture(series="wrynose"))
+    data = cves_of(tmp_path)
+    assert [b["board"] for b in data["boards"]] == \
+        ["core-image-minimal-qemux86-64.rootfs-20240101000000.sbom-cve-check.yocto.json"]
+    assert data["boards"][0]["source"] == "sbom-cve-check"
+    assert data["boards"][0]["unpatched"] == {"busybox": ["CVE-2023-42366"]}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no CVE report"):
+        cves_of(tmp_path / "empty")

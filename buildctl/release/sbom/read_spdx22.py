@@ -54,6 +54,8 @@ class _DocSet:
                                    "(no documentNamespace)")
             self.docs[name] = doc
             self.by_ns[doc["documentNamespace"]] = name
+        self.sha1 = {name: hashlib.sha1(data).hexdigest() for name, data in members.items()}
+        self._refs: dict[int, dict[str, dict]] = {}  # id(doc) -> externalDocumentId -> ref
         self._check_index()
 
     def _check_index(self) -> None:
@@ -68,7 +70,7 @@ class _DocSet:
             name = e.get("filename")
             if name not in self.raw:
                 raise ReleaseError(f"{self.path}: index.json lists {name}, which is not in the tarball")
-            got = hashlib.sha1(self.raw[name]).hexdigest()
+            got = self.sha1[name]
             if got != e.get("sha1"):
                 raise ReleaseError(f"{self.path}: member {name}: sha1 {got} does not match "
                                    f"index.json ({e.get('sha1')}): the document was changed")
@@ -78,18 +80,22 @@ class _DocSet:
         if ":" not in ref:
             return doc, ref
         ref_id, element = ref.split(":", 1)
-        for r in doc.get("externalDocumentRefs", []):
-            if r.get("externalDocumentId") == ref_id:
-                name = self.by_ns.get(r.get("spdxDocument"))
-                if name is None:
-                    raise ReleaseError(f"{self.path}: document {doc.get('name')} refers to "
-                                       f"{r.get('spdxDocument')}, which is not in the tarball")
-                want = (r.get("checksum") or {}).get("checksumValue")
-                got = hashlib.sha1(self.raw[name]).hexdigest()
-                if want and want != got:
-                    raise ReleaseError(f"{self.path}: member {name}: sha1 {got} does not match the "
-                                       f"reference in {doc.get('name')} ({want})")
-                return self.docs[name], element
+        refs = self._refs.get(id(doc))
+        if refs is None:
+            refs = self._refs[id(doc)] = {r.get("externalDocumentId"): r
+                                          for r in doc.get("externalDocumentRefs", [])}
+        r = refs.get(ref_id)
+        if r is not None:
+            name = self.by_ns.get(r.get("spdxDocument"))
+            if name is None:
+                raise ReleaseError(f"{self.path}: document {doc.get('name')} refers to "
+                                   f"{r.get('spdxDocument')}, which is not in the tarball")
+            want = (r.get("checksum") or {}).get("checksumValue")
+            got = self.sha1[name]
+            if want and want != got:
+                raise ReleaseError(f"{self.path}: member {name}: sha1 {got} does not match the "
+                                   f"reference in {doc.get('name')} ({want})")
+            return self.docs[name], element
         raise ReleaseError(f"{self.path}: document {doc.get('name')}: {ref_id} is not declared "
                            "in its externalDocumentRefs")
 

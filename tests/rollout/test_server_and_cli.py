@@ -1,0 +1,163 @@
+"""The Mender test server is at least as strict as the real one, and `buildctl rollout` refuses
+bad input, unverified releases, wrong credentials and a stage that never finishes - all without
+real clients (a device here is a key pair that signs its auth request)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.publish.conftest import _stop
+from tests.rollout.conftest import PAT, PASSWORD, ROOT, USER, make_bundle, start_server
+
+STAGES = "canary:group=canary"
+
+
+def rollout(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "buildctl", "rollout", *args], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
+                          capture_output=True, text=True, timeout=120)
+
+
+def http(url: str, method="GET", body: bytes | None = None, headers: dict | None = None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def auth_request(srv, mac: str, key=None, sign_with=None):
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    body = json.dumps({"id_data": json.dumps({"mac": mac}), "pubkey": key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}).encode()
+    sig = (sign_with or key).sign(body, ec.ECDSA(hashes.SHA256()))
+    return http(srv.url + "/api/devices/v1/authentication/auth_requests", "POST", body,
+                {"Content-Type": "application/json",
+                 "X-MEN-Signature": base64.b64encode(sig).decode()}), key
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def strict_server():
+    srv = start_server()  # no auto-accept
+    try:
+        yield srv
+    finally:
+        _stop(srv.proc)
+
+
+def test_device_auth_checks_the_signature_and_acceptance(strict_server):
+    srv = strict_server
+    (status, _), key = auth_request(srv, "02:00:00:00:00:01",
+                                    sign_with=ec.generate_private_key(ec.SECP256R1()))
+    assert status == 401  # signed with a key other than the one presented
+    (status, _), key = auth_request(srv, "02:00:00:00:00:01", key)
+    assert status == 401  # signature fine, but the device is not accepted yet
+    dev = next(iter(srv.state()["devices"]))
+    srv.mgmt("PUT", f"/api/management/v2/devauth/devices/{dev}/status", {"status": "accepted"})
+    (status, token), _ = auth_request(srv, "02:00:00:00:00:01", key)
+    assert status == 200 and token
+    (status, _), _ = auth_request(srv, "02:00:00:00:00:01")  # same identity, another key
+    assert status == 401
+    status, _ = http(srv.url + "/api/devices/v1/inventory/device/attributes", "PATCH",
+                     b'[{"name":"x","value":"1"}]', {"Authorization": "Bearer " + token.decode()})
+    assert status == 400  # no application/json content type
+    status, _ = http(srv.url + "/api/devices/v1/deployments/device/deployments/next"
+                     "?artifact_name=a&device_type=b", headers={"Authorization": "Bearer nope"})
+    assert status == 401
+
+
+def test_upload_and_deployment_rules(strict_server, bundle):
+    srv = strict_server
+    mender = next(bundle.rglob("*.mender")).read_bytes()
+    url = srv.url + "/api/management/v1/deployments/artifacts"
+    auth = {"Authorization": f"Bearer {PAT}"}
+
+    def form(*parts):
+        body = b"".join(b'--B\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+                        % (n, b'; filename="a.mender"' if n == b"artifact" else b"", v)
+                        for n, v in parts) + b"--B--\r\n"
+        return http(url, "POST", body, {**auth, "Content-Type": "multipart/form-data; boundary=B"})
+
+    assert http(url, "POST", mender, {**auth, "Content-Type": "application/octet-stream"})[0] == 400
+    assert form((b"description", b"x"))[0] == 400  # no artifact part
+    assert form((b"artifact", b"not an artifact"))[0] == 400
+    assert form((b"artifact", mender))[0] == 201
+    assert form((b"artifact", mender), (b"description", b"after the artifact"))[0] == 409
+    assert http(url, "POST", b"", {"Content-Type": "multipart/form-data; boundary=B"})[0] == 401
+    arts = srv.state()["artifacts"]
+    assert len(arts) == 1 and arts[0]["description"] == ""
+    dep = srv.url + "/api/management/v1/deployments/deployments/group/canary"
+    body = json.dumps({"name": "d", "artifact_name": arts[0]["name"]}).encode()
+    assert http(dep, "POST", body, {**auth, "Content-Type": "application/json"})[0] == 400  # empty group
+
+
+def test_unverified_release_sends_nothing(mender_server, bundle, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    m = next(broken.rglob("*.mender"))
+    m.write_bytes(m.read_bytes() + b"tampered")
+    r = rollout(str(broken), "--server", mender_server.url, "--token", "env:T", "--stages", STAGES,
+                "--state", str(tmp_path / "s.json"), env={"T": PAT})
+    assert r.returncode == 1
+    assert "does not verify" in r.stderr and "Traceback" not in r.stderr
+    assert mender_server.state()["artifacts"] == []
+    assert not [e for e in mender_server.log() if e["method"] != "GET"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stages", "canary"], "--stages: 'canary' is not NAME:group=GROUP"),
+    (["--stages", "a:group=g,b:group=g"], "group g is in two stages"),
+    (["--stages", STAGES, "--success", "150%"], "--success"),
+    (["--stages", STAGES, "--timeout", "soon"], "--timeout"),
+    (["--stages", STAGES, "--token", PAT], "give a reference (env:NAME or file:PATH)"),
+])
+def test_bad_usage_is_one_line_and_exit_2(mender_server, bundle, args, message):
+    r = rollout(str(bundle), "--server", mender_server.url, *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert PAT not in r.stderr
+    assert mender_server.log() == []
+
+
+def test_wrong_password_fails_without_showing_it(mender_server, bundle, tmp_path):
+    r = rollout(str(bundle), "--server", mender_server.url, "--user", USER, "--password",
+                "env:PW", "--stages", STAGES, "--state", str(tmp_path / "s.json"),
+                env={"PW": "wrong " + PASSWORD})
+    assert r.returncode == 1
+    assert f"Mender login as {USER}: HTTP 401" in r.stderr
+    assert PASSWORD not in r.stdout + r.stderr
+    assert mender_server.state()["artifacts"] == []
+
+
+def test_a_stage_that_never_finishes_times_out_and_is_aborted(mender_server, bundle, tmp_path):
+    srv = mender_server
+    (status, _), _ = auth_request(srv, "02:00:00:00:00:09")
+    assert status == 200
+    dev = next(iter(srv.state()["devices"]))
+    srv.mgmt("PATCH", "/api/management/v1/inventory/groups/canary/devices", [dev])
+    r = rollout(str(bundle), "--server", srv.url, "--token", "env:T", "--stages",
+                "canary:group=canary,field:group=field", "--timeout", "2s", "--poll", "0.3",
+                "--state", str(tmp_path / "s.json"), "--json", env={"T": PAT})
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert [s["state"] for s in out["stages"]] == ["timeout", "skipped"]
+    (d,) = srv.state()["deployments"].values()
+    assert d["status"] == "finished" and d["devices"][dev]["status"] == "aborted"

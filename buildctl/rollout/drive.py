@@ -124,8 +124,9 @@ def drive(api: MenderAPI, bundle: Path, stages: list[Stage], th: Thresholds, *,
             return _stop(api, res, i, f"stage {st.name}: group {st.group} has no devices", save)
         st.state = "running"
         for n in names:
-            st.deployments.append(api.create_group_deployment(
-                st.group, f"{release}/{st.name}" + (f"/{n}" if len(names) > 1 else ""), n))
+            dep_name = f"{release}/{st.name}" + (f"/{n}" if len(names) > 1 else "")
+            st.deployments.append(_existing(api, dep_name, n, st.group)
+                                  or api.create_group_deployment(st.group, dep_name, n))
         save(res)
         while True:
             finished, status = _stage_counts(api, st)
@@ -158,6 +159,15 @@ def drive(api: MenderAPI, bundle: Path, stages: list[Stage], th: Thresholds, *,
     res.ok = True
     save(res)
     return res
+
+
+def _existing(api: MenderAPI, name: str, artifact: str, group: str) -> str | None:
+    """A rerun picks up the deployment an interrupted run created (never an aborted one)."""
+    for d in api.deployments(name):
+        if d.get("name") == name and d.get("artifact_name") == artifact \
+                and group in (d.get("groups") or [group]) and d.get("status") != "finished":
+            return d["id"]
+    return None
 
 
 def _stop(api: MenderAPI, res: RolloutResult, first_skipped: int, why: str,

@@ -150,17 +150,27 @@ def test_wrong_password_fails_without_showing_it(mender_server, bundle, tmp_path
     assert mender_server.state()["artifacts"] == []
 
 
-def test_a_stage_that_never_finishes_times_out_and_is_aborted(mender_server, bundle, tmp_path):
+def test_a_rerun_reuses_the_running_deployment_which_times_out_and_is_aborted(mender_server, bundle, tmp_path):
     srv = mender_server
     (status, _), _ = auth_request(srv, "02:00:00:00:00:09")
     assert status == 200
     dev = next(iter(srv.state()["devices"]))
     srv.mgmt("PATCH", "/api/management/v1/inventory/groups/canary/devices", [dev])
+    # an earlier, interrupted run already uploaded and created the canary deployment
+    from buildctl.rollout.drive import release_artifacts
+    from buildctl.rollout.mender_api import Credentials, MenderAPI
+
+    api = MenderAPI(srv.url, Credentials(token=PAT))
+    (art,) = release_artifacts(bundle)
+    assert api.upload(art).action == "uploaded"
+    earlier = api.create_group_deployment("canary", "demo-1.0/canary", art.name)
     r = rollout(str(bundle), "--server", srv.url, "--token", "env:T", "--stages",
                 "canary:group=canary,field:group=field", "--timeout", "2s", "--poll", "0.3",
                 "--state", str(tmp_path / "s.json"), "--json", env={"T": PAT})
     assert r.returncode == 1
     out = json.loads(r.stdout)
     assert [s["state"] for s in out["stages"]] == ["timeout", "skipped"]
-    (d,) = srv.state()["deployments"].values()
+    assert out["uploads"][0]["action"] == "already-there"
+    (d,) = srv.state()["deployments"].values()  # the rerun reused it: no second deployment
+    assert d["id"] == earlier
     assert d["status"] == "finished" and d["devices"][dev]["status"] == "aborted"

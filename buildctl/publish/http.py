@@ -22,6 +22,7 @@ from typing import Callable
 from buildctl.errors import UserError
 
 BLOCK = 1 << 20
+SEND_BLOCK = 256 << 10
 
 
 class PublishError(UserError):
@@ -125,7 +126,8 @@ class Client:
     @staticmethod
     def _send_file(conn: http.client.HTTPConnection, method: str, target: str,
                    headers: dict[str, str], path: Path, body_range) -> None:
-        """Headers, then the file (or a slice) with sendfile(2): no copy through Python."""
+        """Headers, then the file (or a slice) in SEND_BLOCK pieces (sendfile(2) measured no
+        faster against wsgidav, and this also works over TLS)."""
         names = {k.lower() for k in headers}
         conn.putrequest(method, target, skip_host="host" in names,
                         skip_accept_encoding="accept-encoding" in names)
@@ -134,14 +136,11 @@ class Client:
         conn.endheaders()
         offset, count = body_range or (0, int(headers["Content-Length"]))
         with open(path, "rb") as fh:
-            if isinstance(conn.sock, ssl.SSLSocket):
-                src = _Slice(fh, offset, count)
-                while chunk := src.read(BLOCK):
-                    conn.sock.sendall(chunk)
-            else:
-                sent = conn.sock.sendfile(fh, offset, count)
-                if sent != count:
-                    raise ConnectionError(f"sent {sent} of {count} bytes")
+            src = _Slice(fh, offset, count)
+            while chunk := src.read(SEND_BLOCK):
+                conn.sock.sendall(chunk)
+            if src.left:
+                raise ConnectionError(f"{path}: file shrank while sending")
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: bytes | None = None, body_file: Path | None = None,

@@ -5,8 +5,9 @@ name in the release (Mender picks, per device, the artifact whose device types m
 statistics, and moves on once the stage's devices reached the success threshold. When the
 failures (summed over stages) exceed --max-failures, or a stage finishes below the threshold,
 or the timeout passes, the running deployments are aborted and the remaining stages are never
-started. Phased deployments are an Enterprise feature the open-source API does not describe, so
-buildctl drives the stages itself.
+started. buildctl drives the stages itself: Mender's (Enterprise) phased deployments split one
+device set into percentage batches started at given times, so they can neither target a
+different group per stage nor wait for a stage's outcome.
 """
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def drive(api: MenderAPI, bundle: Path, stages: list[Stage], th: Thresholds, *,
                 st.state = "failed"
                 return _stop(api, res, i + 1, f"stage {st.name}: {failures} device(s) failed "
                              f"(more than --max-failures {th.max_failures})", save, abort=st)
-            if targets and st.success >= need and (finished or st.success == targets):
+            if targets and st.success >= need:
                 st.state = "succeeded"
                 failures += st.failure
                 break

@@ -174,3 +174,77 @@ def test_a_rerun_reuses_the_running_deployment_which_times_out_and_is_aborted(me
     (d,) = srv.state()["deployments"].values()  # the rerun reused it: no second deployment
     assert d["id"] == earlier
     assert d["status"] == "finished" and d["devices"][dev]["status"] == "aborted"
+
+
+class ScriptedDevice:
+    """A device speaking the device API from Python: authenticates, polls, reports `outcome`."""
+
+    def __init__(self, srv, mac: str, outcome: str):
+        (status, token), _ = auth_request(srv, mac)
+        assert status == 200
+        self.srv, self.token, self.outcome, self.done = srv, token.decode(), outcome, []
+        self.id = next(k for k, v in srv.state()["devices"].items() if v["identity"]["mac"] == mac)
+
+    def step(self) -> None:
+        h = {"Authorization": "Bearer " + self.token, "Content-Type": "application/json"}
+        status, body = http(self.srv.url + "/api/devices/v2/deployments/device/deployments/next",
+                            "POST", json.dumps({"device_provides": {
+                                "device_type": "qemux86-64", "artifact_name": "factory"}}).encode(), h)
+        if status != 200:
+            return
+        dep = json.loads(body)["id"]
+        base = self.srv.url + f"/api/devices/v1/deployments/device/deployments/{dep}"
+        for s in ("downloading", "installing", self.outcome):
+            assert http(base + "/status", "PUT", json.dumps({"status": s}).encode(), h)[0] == 204
+        if self.outcome == "failure":
+            msg = {"messages": [{"timestamp": "2026-01-01T00:00:00Z", "level": "error",
+                                 "message": "disk full on purpose"}]}
+            assert http(base + "/log", "PUT", json.dumps(msg).encode(), h)[0] == 204
+        self.done.append(dep)
+
+
+@pytest.mark.parametrize("max_failures, ok", [(1, True), (0, False)])
+def test_success_share_and_failure_budget(mender_server, bundle, tmp_path, max_failures, ok):
+    import threading
+    import time
+
+    srv = mender_server
+    canary = [ScriptedDevice(srv, f"02:00:00:00:01:0{i}", "failure" if i == 0 else "success")
+              for i in range(4)]
+    field = [ScriptedDevice(srv, "02:00:00:00:02:00", "success")]
+    srv.mgmt("PATCH", "/api/management/v1/inventory/groups/canary/devices", [d.id for d in canary])
+    srv.mgmt("PATCH", "/api/management/v1/inventory/groups/field/devices", [d.id for d in field])
+    stop = threading.Event()
+
+    def fleet():
+        while not stop.is_set():
+            for d in canary + field:
+                d.step()
+            time.sleep(0.2)
+
+    t = threading.Thread(target=fleet, daemon=True)
+    t.start()
+    try:
+        state = tmp_path / "s.json"
+        r = rollout(str(bundle), "--server", srv.url, "--token", "env:T", "--stages",
+                    "canary:group=canary,field:group=field", "--success", "75%", "--max-failures",
+                    str(max_failures), "--poll", "0.3", "--timeout", "60s", "--state", str(state),
+                    "--json", env={"T": PAT})
+    finally:
+        stop.set()
+        t.join()
+    out = json.loads(r.stdout)
+    if ok:  # 3 of 4 canaries succeeded (75%), 1 failure is within the budget
+        assert r.returncode == 0, r.stderr
+        assert [s["state"] for s in out["stages"]] == ["succeeded", "succeeded"]
+        assert field[0].done
+    else:
+        assert r.returncode == 1
+        assert [s["state"] for s in out["stages"]] == ["failed", "skipped"]
+        assert not field[0].done
+        assert "more than --max-failures 0" in out["error"]
+        s = rollout("status", "--state", str(state), "--json", env={"T": PAT})
+        failed = [d for st in json.loads(s.stdout)["stages"] for d in st["devices"]
+                  if d["status"] == "failure"]
+        assert [d["id"] for d in failed] == [canary[0].id]
+        assert "disk full on purpose" in failed[0]["log"]

@@ -83,11 +83,15 @@ class MenderAPI:
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
         h = dict(headers or {})
-        h.update(self._auth())
         if json_body is not None:
             body = json.dumps(json_body).encode()
             h["Content-Type"] = "application/json"
-        resp = self.http.request(method, url, headers=h, body=body, body_file=body_file)
+        resp = self.http.request(method, url, headers={**h, **self._auth()}, body=body,
+                                 body_file=body_file)
+        if resp.status == 401 and self._creds.user and self._creds.password:
+            self._token = None  # a login JWT expired during a long rollout: log in again
+            resp = self.http.request(method, url, headers={**h, **self._auth()}, body=body,
+                                     body_file=body_file)
         if ok and resp.status not in ok:
             raise MenderError(f"{method} {path}: {_error_text(resp)}")
         return resp

@@ -248,3 +248,15 @@ def test_success_share_and_failure_budget(mender_server, bundle, tmp_path, max_f
                   if d["status"] == "failure"]
         assert [d["id"] for d in failed] == [canary[0].id]
         assert "disk full on purpose" in failed[0]["log"]
+
+
+def test_an_expired_login_token_is_renewed(mender_server):
+    from buildctl.rollout.mender_api import Credentials, MenderAPI
+
+    api = MenderAPI(mender_server.url, Credentials(user=USER, password=PASSWORD))
+    assert api.groups() == []
+    http(mender_server.url + "/__expire_tokens", "POST", b"")
+    assert api.groups() == []
+    logins = [e for e in mender_server.log() if e["path"].endswith("/useradm/auth/login")]
+    assert [e["status"] for e in logins] == [200, 200]
+    assert "correct horse" not in repr(api._creds)

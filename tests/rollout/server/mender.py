@@ -9,7 +9,7 @@ with an `artifact` part (parts after it ignored), artifacts are parsed and refus
 the same name for an overlapping device type is 409, unaccepted devices get 401, deployments to
 an empty group are 400 and to an unknown artifact 422. Test hooks (not Mender API):
 POST /__faults [{"path": prefix, "method": "GET", "status": 503, "count": 3,
-"retry_after": 1, "delay": 0.5}], GET /__log, GET /__state.
+"retry_after": 1, "delay": 0.5}], GET /__log, GET /__state, POST /__expire_tokens (every login JWT expires).
 """
 from __future__ import annotations
 
@@ -185,6 +185,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/__faults" and self.command == "POST":
             with self.S.lock:
                 self.S.faults = json.loads(body or b"[]")
+            return Reply(204)
+        if path == "/__expire_tokens" and self.command == "POST":
+            with self.S.lock:
+                self.S.user_tokens.clear()
             return Reply(204)
         if path == "/__log":
             with self.S.lock:

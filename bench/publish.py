@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark: publish a 4-board bundle (about 1 GiB) to a local WebDAV server, buildctl vs curl.
 
-Generates a bundle directory in the release layout (release/<product>/<version>/<board>-release/
-with a disk image, a .mender-sized file and small metadata per board, a release.json and a
-SHA256SUMS), starts wsgidav (cheroot) on 127.0.0.1, then in the same run:
+Generates a bundle directory in the release layout (release/<product>/<version>/
+<board>-release/ with a disk image, a .mender-sized file and small metadata per board, a
+release.json and a SHA256SUMS), starts wsgidav (cheroot) on 127.0.0.1, then in the same run:
   buildctl: a child process loads the bundle's plan and runs the WebDAV publisher (MKCOL, HEAD,
             PUT streamed from disk, PROPFIND check), as `buildctl publish` does after verifying;
   curl:     `curl -T FILE URL` for the same files, one process per file, after `curl -X MKCOL`
             for each collection (what a shell script would do).
-Each side uploads into its own empty collection; who goes first alternates per round. Wall time, throughput (bundle bytes / wall) and
-the peak RSS of the child (wait4; for curl the largest of its processes) are printed side by side.
+Each side uploads into its own empty collection; who goes first alternates per round. Wall
+time, throughput (bundle bytes / wall) and the peak RSS of the child (wait4; for curl the
+largest of its processes) are printed side by side.
 Bundle verification (`release verify`) is not part of the timing.
 
   python bench/publish.py [--size-mib 1024] [--workdir DIR] [--rounds 2]
@@ -70,7 +71,8 @@ def make_bundle(dest: Path, total_mib: int) -> Path:
                            for b in BOARDS], "lock": {"poky": "0" * 40}, "builder": {}}
     (bundle / "release.json").write_text(json.dumps(rel_json, indent=2, sort_keys=True))
     sums = [(e["path"], e["sha256"]) for e in entries]
-    sums.append(("release.json", hashlib.sha256((bundle / "release.json").read_bytes()).hexdigest()))
+    meta = hashlib.sha256((bundle / "release.json").read_bytes()).hexdigest()
+    sums.append(("release.json", meta))
     (bundle / "SHA256SUMS").write_text("".join(f"{s}  {p}\n" for p, s in sorted(sums)))
     return bundle
 

@@ -11,7 +11,7 @@ from buildctl.builder.jobs import load_target
 from buildctl.builder.orchestrate import Build, BuildRequest, SignalsToInterrupt
 from buildctl.builder.progress import make_view
 from buildctl.builder.report import BuildReport
-from buildctl.builder.runner import own
+from buildctl.builder.workspace import own
 from buildctl.builder.runtime import get_runtime, resolve_owner
 from buildctl.errors import UserError
 

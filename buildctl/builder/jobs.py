@@ -70,7 +70,8 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
                              tune=board.tune or "", family=board.family or "",
                              device_types=tuple(board.mender.device_types),
                              artifact_name=product.artifact_name(board.name, var.name),
-                             signing_key=_key_ref(product), require_signed=product.mender.require_signed))
+                             signing_key=_key_ref(product), require_signed=product.mender.require_signed,
+                             image_types=promised_types(board)))
     return Target(name=product.name, series=product.series,
                   root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
                   cache=product.cache, runtime=product.runtime, image=product.container_image)
@@ -83,6 +84,15 @@ def load_target(path: Path, boards: list[str], variant: str | None, compose_dir:
     if is_kas_file(path):
         return from_kas_file(path, boards, variant)
     return from_product(path, boards, variant, compose_dir, series, lock_path)
+
+
+def promised_types(board) -> tuple[str, ...]:
+    """The image types a board's build must deploy: its mender.image_types, and ``mender``
+    (the update artifact) for every board with Mender device types."""
+    types = list(board.mender.image_types)
+    if board.mender.device_types and "mender" not in types:
+        types.append("mender")
+    return tuple(types)
 
 
 def _key_ref(product) -> str | None:

@@ -8,6 +8,7 @@ view and the report see the same state.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 # kas: "2026-11-24 21:26:10 - ERROR    - fetch repos failed: error code 128"
@@ -24,6 +25,13 @@ _TASK_FAILED = re.compile(r"^Task \((.+)\) failed with exit code '([^']*)'")
 _LOGFILE = re.compile(r"^Logfile of failure stored in: (\S+)")
 _RECIPE_TASK = re.compile(r"^recipe (\S+): task (do_\w+): (Started|Succeeded|Failed)$")
 _RECIPE_MSG = re.compile(r"^(\S+) (do_\w+): (.*)$")
+# kas: 'Command "/dir$ git clone -q -- URL DIR" failed:', the tool's own output follows
+_KAS_COMMAND = re.compile(r'^Command "(?:[^"$]*\$ )?(.+)" failed:$')
+# errors that only say that something else failed: never the root cause while a better line exists
+_CONSEQUENCE = re.compile(
+    r"^(kas: )?(Task \(.+\) failed with exit code|(\S+ do_\w+: )?Execution of '.+' failed with "
+    r"exit code|Summary: |Command \".*\" failed with error \d+$|Shell returned non-zero exit "
+    r"status|fetch repos failed: error code|Build interrupted|ExecutionError\()")
 
 
 @dataclass
@@ -73,7 +81,11 @@ class BitbakeLog:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     failures: list[TaskFailure] = field(default_factory=list)
+    root_cause: str = ""  # the failing tool's first own error line (see _cause)
     _pending_log: str = ""
+    _consequence: str = ""  # the first error that only reports another failure
+    _tool_command: str | None = None  # kas printed 'Command "..." failed:'; output follows
+    _in_traceback: bool = False
 
     @property
     def tasks_run(self) -> int | None:
@@ -81,8 +93,26 @@ class BitbakeLog:
             return None
         return self.tasks_attempted - (self.tasks_rerun_skipped or 0)
 
+    def _cause(self, msg: str) -> None:
+        """Remember the first error line that is a cause, not a consequence."""
+        if _CONSEQUENCE.match(msg):
+            self._consequence = self._consequence or msg
+        elif not self.root_cause:
+            self.root_cause = msg
+
     def feed(self, raw: str) -> None:
         line = raw.rstrip("\r\n")
+        if self._tool_command is not None and line.strip() and not _KAS.match(line):
+            self._cause(f"{line.strip()} ({self._tool_command})")  # e.g. git's "fatal: ..."
+            self._tool_command = None
+            return
+        if line.startswith("Traceback (most recent call last):"):
+            self._in_traceback = True
+            return
+        if self._in_traceback and line and not line[0].isspace():
+            self._in_traceback = False
+            self._cause(line.strip())  # the exception that ended a tool
+            return
         m = _SSTATE.search(line)  # printed at PLAIN level: no "NOTE: " in front
         if m:
             self._sstate(m)
@@ -91,6 +121,11 @@ class BitbakeLog:
         if m:  # kas's own errors (checkout, configuration) come before any BitBake output
             if m.group(1) == "ERROR":
                 self.errors.append(f"kas: {m.group(2)}")
+                cmd = _KAS_COMMAND.match(m.group(2))
+                if cmd:
+                    self._tool_command = cmd.group(1)
+                else:
+                    self._cause(f"kas: {m.group(2)}")
             return
         m = _LEVEL.match(line)
         if not m:
@@ -142,6 +177,7 @@ class BitbakeLog:
                     break
             return
         self.errors.append(msg)
+        self._cause(msg)
         m = _TASK_FAILED.match(msg)
         if m:
             fn, _, task = m.group(1).rpartition(":")
@@ -177,8 +213,27 @@ class BitbakeLog:
             "sstate": self.sstate.to_dict() if self.sstate else None,
             "warnings": list(self.warnings),
             "errors": list(self.errors),
+            "root_cause": self.root_cause or self._consequence,
             "failures": [f.to_dict() for f in self.failures],
         }
+
+
+def task_log_cause(path: str | Path, limit: int = 4 << 20) -> str:
+    """The first line of a failed task's log that reports an error (compiler, make, fetcher,
+    Python): what the task's tool said, which BitBake's console output only points at."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read(limit)
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        s = line.strip()
+        if s and not s.startswith(("DEBUG:", "NOTE:", "+ ")) and _TOOL_ERROR.search(s):
+            return s[:300]
+    return ""
+
+
+_TOOL_ERROR = re.compile(r"\b(error|fatal|failed|failure)\b|\*\*\*", re.IGNORECASE)
 
 
 def _recipe_from_file(path: str) -> str:

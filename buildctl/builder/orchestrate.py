@@ -21,7 +21,8 @@ from buildctl.errors import UserError
 from buildctl.builder.plan import order_boards, split_threads
 from buildctl.builder.progress import ProgressView
 from buildctl.builder.report import BoardReport, BuildReport, write_json
-from buildctl.builder.runner import BoardJob, BoardRunner, BuildOptions, chown_tree, own
+from buildctl.builder.runner import BoardJob, BoardRunner, BuildOptions
+from buildctl.builder.workspace import chown_tree, own
 from buildctl.builder.runtime.base import Runtime
 
 
@@ -33,7 +34,7 @@ class BuildRequest:
     out_dir: Path
     owner: tuple[int, int]
     mode: str = "build"
-    concurrency: int = 1
+    concurrency: int = 1  # --jobs: how many of the jobs (one per board) run at the same time
     cpus: int | None = None
     fail_fast: bool = False
     source_date_epoch: int | None = None
@@ -75,8 +76,9 @@ class Build:
         concurrency = max(1, min(req.concurrency, len(plans)))
         threads, make = split_threads(req.cpus, concurrency)
         build_id = new_build_id()
-        opts = BuildOptions(out_dir=req.out_dir, owner=req.owner, mode=req.mode, threads=threads,
-                            make_jobs=make, source_date_epoch=req.source_date_epoch,
+        opts = BuildOptions(out_dir=req.out_dir, owner=req.owner, mode=req.mode,
+                            bb_threads=threads, parallel_make=make,
+                            source_date_epoch=req.source_date_epoch,
                             build_id=build_id, series=req.series)
         runner = BoardRunner(self.runtime, self.caches, opts, facts,
                              self.view.update if self.view else None)

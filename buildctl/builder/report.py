@@ -42,6 +42,7 @@ class BoardReport:
     artifacts: list[dict] = field(default_factory=list)  # .mender files and gate problems
     log_dir: str = ""
     message: str = ""  # one line on why it failed / was skipped
+    root_cause: str = ""  # the failing tool's first own error line (git, fetcher, compiler...)
 
     def phase(self, name: str) -> PhaseResult:
         for p in self.phases:

@@ -1,20 +1,15 @@
-"""One board, start to finish: workspace, phases in the runtime, logs, report, deploy outputs.
+"""One board, start to finish: workspace, phases in the runtime, deploy collection, release.
 
-Phases (each one container run of ``kas shell <board.yml>:<buildctl.yml> -c "bitbake ..."``):
-  build mode, hermetic:     fetch (network: ``--runall=fetch``), build (no network)
-  build mode, not hermetic: build (network)
-  dry-run / parse-only:     dry-run (``bitbake -n``) / parse (``bitbake -p``)
-then, after a successful build, collect: deploy outputs are linked into ``<board>/deploy``
-through a temporary directory and one rename, so there is never half a deploy directory.
+The pieces live in their own modules: ``workspace`` (the board's directory and the kas files
+of each phase), ``phases`` (which phases run, one container run each, logs), ``deploy``
+(collecting DEPLOY_DIR_IMAGE) and, after a successful build, ``buildctl.release`` (signing
+and the artifact gate). This module runs them in order and keeps the board's report.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
-import shlex
-import shutil
 import subprocess
 import threading
 import time
@@ -24,10 +19,12 @@ from typing import Callable
 
 import yaml
 
+from buildctl.builder import deploy, phases, workspace
 from buildctl.builder.caches import CacheSettings
-from buildctl.builder.logparse import BitbakeLog
+from buildctl.builder.logparse import BitbakeLog, task_log_cause
 from buildctl.builder.report import BoardReport, write_json
 from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
+from buildctl.builder.workspace import cache_identity, local_sources
 from buildctl.release.gate import BoardRelease, gate_board
 
 MODES = ("build", "dry-run", "parse-only")
@@ -48,6 +45,7 @@ class BoardJob:
     artifact_name: str | None = None  # the name every .mender must have (gate)
     signing_key: str | None = None  # env:/file: reference; signed here, outside the container
     require_signed: bool = False
+    image_types: tuple[str, ...] = ()  # deploy outputs the manifest promises (gate): mender, sdimg
 
     @property
     def key(self) -> str:
@@ -59,9 +57,9 @@ class BuildOptions:
     out_dir: Path
     owner: tuple[int, int]
     mode: str = "build"
-    threads: int = 1  # BB_NUMBER_THREADS
-    make_jobs: int = 1  # PARALLEL_MAKE -j
-    source_date_epoch: int | None = None
+    bb_threads: int = 1  # BB_NUMBER_THREADS of each board
+    parallel_make: int = 1  # PARALLEL_MAKE -j of each board
+    source_date_epoch: int | None = None  # the product's commit time: REPRODUCIBLE_TIMESTAMP_ROOTFS
     build_id: str = "buildctl"
     series: str = ""
     extra_mounts: list[Path] = field(default_factory=list)  # read-only (local repositories)
@@ -77,49 +75,14 @@ ProgressSink = Callable[[str, str, BitbakeLog | None], None]  # (board, phase, l
 def release_of(job: BoardJob) -> BoardRelease:
     return BoardRelease(board=job.name, device_types=job.device_types,
                         artifact_name=job.artifact_name, signing_key=job.signing_key,
-                        require_signed=job.require_signed)
+                        require_signed=job.require_signed, machine=job.machine,
+                        images=tuple(target_of(job.kas_file)), image_types=job.image_types)
 
 
 def target_of(kas_file: Path) -> list[str]:
     data = yaml.safe_load(kas_file.read_text()) or {}
     target = data.get("target") or "core-image-minimal"
     return [target] if isinstance(target, str) else list(target)
-
-
-def local_sources(repos: dict[str, dict], kas_file: Path) -> list[Path]:
-    """Host directories a checkout reads from (local repos, file:// URLs): mounted read-only."""
-    paths: list[Path] = []
-    for spec in repos.values():
-        url = str(spec.get("url") or "")
-        if url.startswith("file://"):
-            paths.append(Path(url[len("file://"):]))
-        elif spec.get("path") and not url:
-            p = Path(spec["path"])
-            paths.append(p if p.is_absolute() else (kas_file.parent / p).resolve())
-    return paths
-
-
-def cache_identity(image_digest: str | None, series: str) -> str:
-    """What a build directory's TMPDIR is only valid for: the image and the release series."""
-    return hashlib.sha256(f"{image_digest or 'host'}\n{series}".encode()).hexdigest()[:16]
-
-
-def own(path: Path, owner: tuple[int, int]) -> Path:
-    """Give a file buildctl wrote (as root) to the build's owner: outputs are never root's."""
-    if os.geteuid() == 0:
-        os.lchown(path, *owner)
-    return path
-
-
-def chown_tree(path: Path, owner: tuple[int, int]) -> None:
-    if os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk(path):
-        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
-            try:
-                os.lchown(n, *owner)
-            except FileNotFoundError:
-                pass
 
 
 class BoardRunner:
@@ -175,7 +138,7 @@ class BoardRunner:
         try:
             self._prepare_dirs(job, rep)
             self.write_report(job, rep)
-            for phase in self._phases(job):
+            for phase in phases.plan(self.opts.mode, self.caches, target_of(job.kas_file)):
                 if self.stop_requested.is_set():
                     raise Interrupted()
                 code = self._run_phase(job, rep, phase)
@@ -183,7 +146,7 @@ class BoardRunner:
                     raise Interrupted()
                 if code != 0:
                     rep.status = "failed"
-                    rep.message = self._failure_message(rep, phase[0], code)
+                    rep.message = phases.failure_message(phase.name, code, rep.bitbake)
                     break
             else:
                 problems = []
@@ -193,6 +156,7 @@ class BoardRunner:
                 if problems:
                     rep.status = "failed"
                     rep.message = f"artifact gate: {problems[0].message}"
+                    rep.root_cause = "; ".join(f.message for f in problems)
                 else:
                     rep.status = "succeeded"
         except Interrupted:
@@ -214,69 +178,21 @@ class BoardRunner:
     def checkout(self, job: BoardJob, rep: BoardReport) -> bool:
         """Only check the repositories out (network): what the shared hash server runs from."""
         self._prepare_dirs(job, rep)
-        code = self._run_phase(job, rep, ("checkout", [], True))
+        code = self._run_phase(job, rep, phases.CHECKOUT)
         if code != 0:
-            rep.message = f"checkout: exit code {code} (log: {rep.phase('checkout').log})"
+            rep.message = phases.failure_message("checkout", code, rep.bitbake)
             self.write_report(job, rep)
         return code == 0
 
-    def _phases(self, job: BoardJob) -> list[tuple[str, list[list[str]], bool]]:
-        """(name, bitbake commands, network) per phase."""
-        targets = target_of(job.kas_file)
-        if self.opts.mode == "dry-run":
-            return [("dry-run", [["bitbake", "-n", *targets]], True)]
-        if self.opts.mode == "parse-only":
-            return [("parse", [["bitbake", "-p"]], True)]
-        if self.caches.hermetic:
-            fetch = [["bitbake", "--runall=fetch", *targets]]
-            if self.caches.mirror_entries(network=True) != self.caches.mirror_entries(False):
-                # network mirrors are out of reach later: take what they have now
-                fetch.insert(0, ["bitbake", "--setscene-only", *targets])
-            return [("fetch", fetch, True), ("build", [["bitbake", *targets]], False)]
-        return [("build", [["bitbake", *targets]], True)]
-
     def _prepare_dirs(self, job: BoardJob, rep: BoardReport) -> None:
-        d = self.board_dir(job)
-        for sub in ("", "logs", "home", "kas", "work"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
-            if os.geteuid() == 0:
-                os.chown(d / sub, *self.opts.owner)
-        kas_copy = d / "kas" / job.kas_file.name
-        if job.kas_file.resolve() != kas_copy.resolve():
-            shutil.copyfile(job.kas_file, kas_copy)
-            own(kas_copy, self.opts.owner)
-        ident_file = d / "work" / ".buildctl-identity"
-        old = ident_file.read_text().strip() if ident_file.exists() else None
-        tmpdir = d / "work" / "build" / "tmp"
-        if old and old != rep.cache_identity and tmpdir.exists():
-            # TMPDIR made by another image or series is not reusable; sstate still is
-            aside = tmpdir.with_name(f"tmp.stale-{old}")
-            os.replace(tmpdir, aside)
-            shutil.rmtree(aside, ignore_errors=True)
-        ident_file.write_text(rep.cache_identity + "\n")
-        own(ident_file, self.opts.owner)
+        workspace.prepare(self.board_dir(job), job.kas_file, rep.cache_identity, self.opts.owner)
 
     def _overlay(self, job: BoardJob, phase: str, network: bool) -> Path:
-        """buildctl's own kas file, combined with the composed one: BitBake settings as env.
-
-        kas forwards ``env`` entries to BitBake through BB_ENV_PASSTHROUGH_ADDITIONS; cache
-        paths are forwarded by kas from the process environment (see caches.py).
-        """
-        env = {"BB_NUMBER_THREADS": str(self.opts.threads),
-               "PARALLEL_MAKE": f"-j {self.opts.make_jobs}"}
-        if self.opts.source_date_epoch is not None:
-            env["SOURCE_DATE_EPOCH"] = str(self.opts.source_date_epoch)
-        if not network or self.opts.mode != "build":
-            # -p and -n never download: BitBake need not reach the network (nor check that it
-            # can, which fails on air-gapped hosts); kas may still fetch the checkout
-            env["BB_NO_NETWORK"] = "1"
-        data = {"header": {"version": 14}, "env": env}
-        path = self.board_dir(job) / "kas" / f"buildctl-{phase}.yml"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("# written by buildctl build; settings of this run, not of the product\n"
-                       + yaml.safe_dump(data, sort_keys=True))
-        os.replace(own(tmp, self.opts.owner), path)
-        return path
+        env = phases.bitbake_settings(bb_threads=self.opts.bb_threads,
+                                      parallel_make=self.opts.parallel_make, network=network,
+                                      mode=self.opts.mode,
+                                      rootfs_timestamp=self.opts.source_date_epoch)
+        return workspace.write_overlay(self.board_dir(job), phase, env, self.opts.owner)
 
     def _container_env(self, job: BoardJob, network: bool) -> dict[str, str]:
         d = self.board_dir(job)
@@ -294,122 +210,62 @@ class BoardRunner:
             env["LANG"] = env["LC_ALL"] = os.environ.get("LANG", "C.UTF-8")
         return env
 
-    def _run_phase(self, job: BoardJob, rep: BoardReport, phase_spec) -> int:
-        name, commands, network = phase_spec
+    def _run_phase(self, job: BoardJob, rep: BoardReport, phase: phases.Phase) -> int:
         d = self.board_dir(job)
-        overlay = self._overlay(job, name, network)
-        kas_copy = d / "kas" / job.kas_file.name
-        if commands:
-            argv = ["kas", "shell", f"{kas_copy}:{overlay}", "-c",
-                    " && ".join(shlex.join(c) for c in commands)]
-        else:
-            argv = ["kas", "checkout", f"{kas_copy}:{overlay}"]
+        overlay = self._overlay(job, phase.name, phase.network)
         mounts = [Mount(d), *[Mount(p) for p in self.caches.mounts()], *self.shared_mounts,
                   *[Mount(p, read_only=True) for p in
                     dict.fromkeys(local_sources(job.repos, job.kas_file) + self.opts.extra_mounts
                                   + self.caches.mirror_dirs())
                     if p.exists()]]
-        env = self._container_env(job, network)
-        # the read-only sources belong to another user: tell git (through kas's own
-        # GITCONFIG_FILE, since kas runs git with a fresh HOME) that they are safe to read
-        sources = [str(m.path) for m in mounts if m.read_only]
-        gitconfig = d / "home" / "buildctl.gitconfig"
-        gitconfig.write_text("".join(f"[safe]\n\tdirectory = {p}\n\tdirectory = {p}/.git\n"
-                                     for p in sources))
-        own(gitconfig, self.opts.owner)
-        env["GITCONFIG_FILE"] = str(gitconfig)
-        spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{name}"[:120], argv=argv,
+        env = self._container_env(job, phase.network)
+        env["GITCONFIG_FILE"] = str(workspace.write_gitconfig(
+            d, [str(m.path) for m in mounts if m.read_only], self.opts.owner))
+        spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{phase.name}"[:120],
+                       argv=phases.kas_argv(workspace.kas_copy(d, job.kas_file), overlay, phase),
                        env=env, mounts=mounts, workdir=d / "work",
-                       owner=self.opts.owner, network=network,
+                       owner=self.opts.owner, network=phase.network,
                        labels={"org.buildctl.builder": self.opts.build_id,
                                "org.buildctl.board": job.name})
-        phase = rep.phase(name)
-        phase.status, phase.log = "running", str(d / "logs" / f"{name}.log")
-        log = BitbakeLog()
-        self.on_progress(job.name, name, log)
+        result = rep.phase(phase.name)
+        result.status, result.log = "running", str(d / "logs" / f"{phase.name}.log")
+        self.on_progress(job.name, phase.name, BitbakeLog())
         t0 = time.monotonic()
-        last = [0.0]
-        tmp_log = Path(phase.log + ".partial")
-        with open(tmp_log, "w", encoding="utf-8") as fh:
-            def on_line(line: str) -> None:
-                fh.write(line + "\n")
-                log.feed(line)
-                now = time.monotonic()
-                if now - last[0] > 0.2:
-                    last[0] = now
-                    fh.flush()
-                    self.on_progress(job.name, name, log)
-
+        with self._lock:
+            self._active[job.name] = spec.name
+        try:
+            code, log = phases.run_logged(self.runtime, spec, Path(result.log), self.opts.owner,
+                                          lambda lg: self.on_progress(job.name, phase.name, lg))
+        finally:
             with self._lock:
-                self._active[job.name] = spec.name
-            try:
-                code = self.runtime.run(spec, on_line)
-            finally:
-                with self._lock:
-                    self._active.pop(job.name, None)
-                fh.flush()
-                os.replace(tmp_log, phase.log)
-                if os.geteuid() == 0:
-                    os.chown(phase.log, *self.opts.owner)
-        phase.seconds = round(time.monotonic() - t0, 2)
-        phase.exit_code = code
-        phase.sstate = log.sstate.to_dict() if log.sstate else None
-        phase.status = "succeeded" if code == 0 else "failed"
+                self._active.pop(job.name, None)
+        result.seconds = round(time.monotonic() - t0, 2)
+        result.exit_code = code
+        result.sstate = log.sstate.to_dict() if log.sstate else None
+        result.status = "succeeded" if code == 0 else "failed"
         if self.stop_requested.is_set():
-            phase.status = "interrupted"  # whatever the exit code of a stopped container says
-        if name != "fetch" or code != 0 or not rep.bitbake:
+            result.status = "interrupted"  # whatever the exit code of a stopped container says
+        if phase.name != "fetch" or code != 0 or not rep.bitbake:
             rep.bitbake = log.to_dict()
-        self.on_progress(job.name, name, log)
+            if code != 0 and log.failures and log.failures[0].log:
+                # the task's own tool said why; BitBake's console only points at its log
+                cause = task_log_cause(log.failures[0].log)
+                if cause:
+                    rep.bitbake["root_cause"] = cause
+        if code != 0:
+            rep.root_cause = rep.bitbake.get("root_cause") or ""
+        self.on_progress(job.name, phase.name, log)
         self.write_report(job, rep)
         return code
 
-    def _failure_message(self, rep: BoardReport, phase: str, code: int) -> str:
-        fails = rep.bitbake.get("failures") or []
-        if fails:
-            f = fails[0]
-            return f"{phase}: {f['recipe']} {f['task']} failed (log: {f['log'] or '?'})"
-        errs = rep.bitbake.get("errors") or []
-        return f"{phase}: exit code {code}" + (f": {errs[0]}" if errs else "")
-
     def _collect(self, job: BoardJob, rep: BoardReport) -> None:
         d = self.board_dir(job)
-        src = d / "work" / "build" / "tmp" / "deploy" / "images" / job.machine
-        phase = rep.phase("collect")
+        result = rep.phase("collect")
         t0 = time.monotonic()
-        final = d / "deploy"
-        staging = d / ".deploy.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        entries = []
-        if src.is_dir():
-            for p in sorted(src.rglob("*")):
-                rel = p.relative_to(src)
-                dst = staging / rel
-                if p.is_symlink():
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink(os.readlink(p), dst)
-                    entries.append({"path": str(rel), "link": os.readlink(p)})
-                elif p.is_dir():
-                    dst.mkdir(parents=True, exist_ok=True)
-                elif p.is_file():
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(p, dst)
-                    except OSError:
-                        shutil.copy2(p, dst)
-                    entries.append({"path": str(rel), "size": p.stat().st_size})
-        chown_tree(staging, self.opts.owner)
-        if final.exists():
-            old = d / ".deploy.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(staging, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, final)
-        rep.deploy = entries
-        rep.deploy_dir = str(final)
-        phase.status, phase.seconds = "succeeded", round(time.monotonic() - t0, 2)
+        rep.deploy = deploy.collect(deploy.deploy_source(d, job.machine), d / "deploy",
+                                    self.opts.owner)
+        rep.deploy_dir = str(d / "deploy")
+        result.status, result.seconds = "succeeded", round(time.monotonic() - t0, 2)
 
     def _release(self, job: BoardJob, rep: BoardReport) -> list:
         """The release steps of a built board (sign, gate): errors that fail the board."""
@@ -422,6 +278,13 @@ class BoardRunner:
         """The commit each repository is really at after checkout (next to what was asked)."""
         work = self.board_dir(job) / "work"
         for name, info in rep.layers.items():
+            if info.get("path") and not info.get("url"):  # used in place, as it is on disk
+                p = Path(info["path"])
+                dirty = workspace.local_tree_dirty(
+                    p if p.is_absolute() else (job.kas_file.parent / p).resolve())
+                if dirty is not None:
+                    info["dirty"] = dirty
+                continue
             repo = work / name
             if not (repo / ".git").exists():
                 continue

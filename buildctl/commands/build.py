@@ -25,7 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--repo-ref-dir", type=Path, default=os.environ.get("KAS_REPO_REF_DIR") or None,
                    help="git reference mirrors for checkouts (default: beside the downloads)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="boards built at the same time (CPU threads are split between them)")
+                   help="jobs run at the same time, one job being one board's kas + bitbake "
+                   "run (default 1); the CPUs (--cpus) are split between them, each job's "
+                   "BitBake getting its share as BB_NUMBER_THREADS and PARALLEL_MAKE")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="run `bitbake -n` (no tasks run)")
     mode.add_argument("--parse-only", action="store_true", help="run `bitbake -p` (parse only)")
@@ -84,6 +86,10 @@ def _summary(data: dict) -> None:
                   str(bb.get("tasks_run") if bb.get("tasks_run") is not None else ""),
                   f"{ss['match_percent']}%" if ss else "", b.get("message", ""))
     con.print(t)
+    for b in data["boards"]:  # the failing tool's own words, not only a pointer to a log
+        if b["status"] == "failed" and b.get("root_cause"):
+            con.print(f"{b['board']}: {b['root_cause']}", markup=False, highlight=False,
+                      soft_wrap=True)
     con.print(f"report: {os.path.join(data['out_dir'], 'build-report.json')}; per board: "
               f"{os.path.join(data['out_dir'], '<board>-<variant>', 'report.json')}")
     rel = data.get("release")

@@ -22,6 +22,7 @@ from buildctl.publish.http import Client, PublishError, Response, join, quote_pa
 from buildctl.publish.plan import Item, Plan
 from buildctl.publish.report import LINKED, PRESENT, SENT, WOULD_SEND, FileResult, TargetReport
 from buildctl.publish.targets import Target
+from buildctl.release import bundle as B
 
 _ESC = {c: "%5C" + urllib.parse.quote(c, safe="") for c in ",\\|="}
 
@@ -131,6 +132,13 @@ def publish(target: Target, plan: Plan, client: Client, *, dry_run: bool = False
         rep.ok = True
         return rep
 
+    sums = plan.items[-1]  # SHA256SUMS: present means a release was published here before
+    for repo in dict.fromkeys(r for r in (a.repo, release_repo) if r and sums.rel == B.SUMS):
+        have = a.info(repo, plan.remote(sums))
+        if have and (have.get("checksums") or {}).get("sha256") != sums.sha256:
+            raise PublishError(f"{target.name}: {repo}/{plan.remote(sums)} differs from the "
+                               f"bundle's: {plan.product} {plan.version} was published with other "
+                               "content; refusing to overwrite it")
     for i in plan.items:
         rep.files.append(_deploy(a, plan, i, deploy_url(i), rep))
     # every file present with the right checksum, as the server itself reports it

@@ -133,4 +133,6 @@ def load_plan(root: Path) -> Plan:
         if sbom:
             bp["sbom.sha256"] = sbom["sha256"]
         board_props[d] = bp
+    if not items or items[-1].rel != B.SUMS:
+        raise UserError(f"{root}: no {B.SUMS}: not a release bundle")
     return Plan(root, rel["product"], str(rel["version"]), items, props, board_props, rel)

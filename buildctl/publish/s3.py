@@ -25,6 +25,7 @@ from buildctl.publish.http import Client, PublishError, Response, quote_path
 from buildctl.publish.plan import Item, Plan
 from buildctl.publish.report import PRESENT, SENT, WOULD_SEND, FileResult, TargetReport
 from buildctl.publish.targets import Target
+from buildctl.release import bundle as B
 
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 MIB = 1 << 20
@@ -150,6 +151,13 @@ class S3:
 def publish(target: Target, plan: Plan, client: Client, *, dry_run: bool = False) -> TargetReport:
     s3 = S3(target, client)
     rep = TargetReport(target.name, target.type, target.url)
+    sums = plan.items[-1]
+    if not dry_run and sums.rel == B.SUMS:
+        r = s3.call("HEAD", s3.prefix + plan.remote(sums), ok=(200, 404))
+        if r.status == 200 and r.header("x-amz-meta-sha256") != sums.sha256:
+            raise PublishError(f"{target.name}: s3://{s3.bucket}/{s3.prefix}{plan.remote(sums)} "
+                               f"differs from the bundle's: {plan.product} {plan.version} was "
+                               "published with other content; refusing to overwrite it")
     for i in plan.items:
         key = s3.prefix + plan.remote(i)
         if dry_run:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildctl.errors import UserError
-from buildctl.refs import SecretRef
+from buildctl.refs import SecretRef  # publish imports it only here
 
 KINDS = ("artifactory", "webdav", "http", "s3")
 

@@ -97,8 +97,8 @@ def publish(target: Target, plan: Plan, client: Client, *, dry_run: bool = False
         if h.status == 200 and h.header("content-length") == str(i.size):
             rep.files.append(FileResult(i.rel, remote[i.rel], i.size, PRESENT))
             continue
-        r = client.request("PUT", u, headers={**headers, "Content-Type": "application/octet-stream"},
-                           body_file=i.local)
+        r = client.request("PUT", u, body_file=i.local,
+                           headers={**headers, "Content-Type": "application/octet-stream"})
         if r.status not in (200, 201, 204):
             raise PublishError(f"PUT {u}: HTTP {r.status}")
         rep.bytes_sent += i.size

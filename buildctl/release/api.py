@@ -156,7 +156,7 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
         result = run_release(spec, on_step)
     except UserError as exc:
         return {"status": "failed", "message": str(exc)}
-    from buildctl.builder.runner import chown_tree
+    from buildctl.builder.workspace import chown_tree
     from buildctl.builder.runtime import resolve_owner
     chown_tree(out / "release", resolve_owner())  # like every build output: the user's, not root's
     return {"status": "succeeded", "bundle": str(result.bundle_dir), "files": result.files,

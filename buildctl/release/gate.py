@@ -19,6 +19,9 @@ class BoardRelease:
     artifact_name: str | None = None  # the name every .mender must have
     signing_key: str | None = None  # env:/file: reference
     require_signed: bool = False
+    machine: str = ""
+    images: tuple[str, ...] = ()  # the image recipes built (kas target)
+    image_types: tuple[str, ...] = ()  # what the manifest promises per image: mender, sdimg...
 
 
 @dataclass
@@ -28,26 +31,53 @@ class GateResult:
 
 
 def mender_files(deploy_dir: Path, deploy: list[dict]) -> list[Path]:
-    """The regular .mender files of a deploy listing (symlinks to them are not counted twice)."""
-    return [deploy_dir / e["path"] for e in deploy
-            if "size" in e and e["path"].endswith(".mender")]
+    """The .mender files this build made: what the ``<image>-<machine>.mender`` links point at
+    (earlier builds' files stay in the deploy directory, as in OE); all regular .mender files
+    when there are no links."""
+    files = [e["path"] for e in deploy if "size" in e and e["path"].endswith(".mender")]
+    linked = [str(Path(e["path"]).parent / e["link"]) for e in deploy
+              if "link" in e and e["path"].endswith(".mender")]
+    chosen = [f for f in files if f in linked] if linked else files
+    return [deploy_dir / f for f in dict.fromkeys(chosen)]
+
+
+def missing_outputs(release: BoardRelease, deploy_dir: Path, deploy: list[dict]) -> list[Finding]:
+    """One finding per promised ``<image>-<machine>.<type>`` the build did not deploy.
+
+    OE names an image's outputs ``${IMAGE_LINK_NAME}.<type>`` (a link to the versioned file),
+    where IMAGE_LINK_NAME is ``<image>-<machine>`` followed by IMAGE_NAME_SUFFIX (``.rootfs``
+    by default, empty on Mender boards): any such name counts, when it leads to a file.
+    """
+    present = [e["path"] for e in deploy if (deploy_dir / e["path"]).is_file()]
+    out = []
+    for image in release.images:
+        base = f"{image}-{release.machine}"
+        for t in release.image_types:
+            if not any(p.startswith(base) and p.endswith(f".{t}") and "/" not in p
+                       for p in present):
+                out.append(Finding(release.board, "artifact-missing",
+                                   f"{base}.{t} was not produced (the board promises {t} "
+                                   f"images: mender.image_types / mender.device_types)"))
+    return out
 
 
 def gate_board(release: BoardRelease, deploy_dir: Path, deploy: list[dict]) -> GateResult:
-    """Sign (when the product has a key), then check every .mender of the deploy listing."""
+    """Check every promised output is there; sign (when the product has a key), then check
+    every .mender of the deploy listing."""
+    missing = missing_outputs(release, deploy_dir, deploy)
     paths = mender_files(deploy_dir, deploy)
     if not paths or not release.device_types:
-        return GateResult()
+        return GateResult(errors=missing)
     public_pem = None
     if release.signing_key:
         try:
             public_pem = sign_board(paths, release.signing_key)
         except UserError as exc:
-            return GateResult(errors=[Finding(release.board, "artifact-key", str(exc))])
+            return GateResult(errors=missing + [Finding(release.board, "artifact-key", str(exc))])
     findings = check_artifacts(paths, board=release.board, device_types=list(release.device_types),
                                artifact_name=release.artifact_name,
                                require_signature=release.require_signed, public_key_pem=public_pem)
     artifacts = [{"path": str(p.relative_to(deploy_dir)),
                   "problems": [f.message for f in findings if str(f.file) == str(p)]}
                  for p in paths]
-    return GateResult(artifacts, [f for f in findings if f.severity == "error"])
+    return GateResult(artifacts, missing + [f for f in findings if f.severity == "error"])

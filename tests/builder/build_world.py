@@ -46,9 +46,9 @@ def make_world(tmp: Path) -> World:
 
 
 def run_build(world: World, jobs: list[BoardJob], image: str | None, *, caches=None,
-              owner=(1000, 1000), runtime="docker", **kw):
+              owner=(1000, 1000), runtime="docker", out_dir: Path | None = None, **kw):
     req = BuildRequest(product="demo", variant="release", jobs=jobs,
-                       out_dir=world.root / "out", owner=owner, **kw)
+                       out_dir=out_dir or world.root / "out", owner=owner, **kw)
     b = Build(req, get_runtime(runtime, image), caches or world.caches(),
               PlainView([j.name for j in jobs], every=60))
     return b, b.run()

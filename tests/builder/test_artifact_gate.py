@@ -94,3 +94,47 @@ def test_build_refuses_a_missing_signing_key_before_building(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "missing.pem" in r.stderr
     assert "signed on this host" in r.stderr
+
+
+def _listing(deploy: Path) -> list[dict]:
+    import os
+
+    return [{"path": p.name, "link": os.readlink(p)} if p.is_symlink()
+            else {"path": p.name, "size": p.stat().st_size} for p in sorted(deploy.iterdir())]
+
+
+def test_promised_image_types_must_be_deployed(tmp_path):
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "core-image-minimal-qemux86-64-20260101000000.uefiimg").write_bytes(b"disk")
+    (deploy / "core-image-minimal-qemux86-64.uefiimg").symlink_to(
+        "core-image-minimal-qemux86-64-20260101000000.uefiimg")
+    (deploy / "core-image-minimal-qemux86-64.sdimg").symlink_to("gone.sdimg")  # dangling
+    rel = BoardRelease(board="qemux86-64", machine="qemux86-64", images=("core-image-minimal",),
+                       image_types=("uefiimg", "sdimg", "mender"))
+    errors = gate_board(rel, deploy, _listing(deploy)).errors
+    assert [e.code for e in errors] == ["artifact-missing", "artifact-missing"]
+    assert "core-image-minimal-qemux86-64.sdimg was not produced" in errors[0].message
+    assert "core-image-minimal-qemux86-64.mender was not produced" in errors[1].message
+
+
+def test_only_the_artifact_this_build_linked_is_gated(tmp_path):
+    """Earlier builds' versioned files stay in the deploy directory (as in OE); the gate
+    checks what <image>-<machine>.mender points at."""
+    rep = _deploy(tmp_path, "demo-0.9-qemux86-64", ["qemux86-64"])  # an old, other release
+    deploy = Path(rep.deploy_dir)
+    old = deploy / "core-image-minimal-qemux86-64.mender"
+    old.rename(deploy / "core-image-minimal-qemux86-64-20250101000000.mender")
+    image = tmp_path / "rootfs.ext4"
+    write_artifact(ArtifactSpec(name="demo-1.0-qemux86-64", device_types=["qemux86-64"],
+                                payload=rootfs_payload(image, "demo-1.0-qemux86-64")),
+                   deploy / "core-image-minimal-qemux86-64-20260101000000.mender")
+    (deploy / "core-image-minimal-qemux86-64.mender").symlink_to(
+        "core-image-minimal-qemux86-64-20260101000000.mender")
+    rel = BoardRelease(board="qemux86-64", device_types=("qemux86-64",), machine="qemux86-64",
+                       artifact_name="demo-1.0-qemux86-64", images=("core-image-minimal",),
+                       image_types=("mender",))
+    result = gate_board(rel, deploy, _listing(deploy))
+    assert result.errors == []
+    assert [a["path"] for a in result.artifacts] == [
+        "core-image-minimal-qemux86-64-20260101000000.mender"]

@@ -11,12 +11,14 @@ import pytest
 
 from build_fixtures import commit_all, init_repo, make_bsp, make_poky
 from tests.helpers.products import board_data, write_yaml
+from tests.ota.helpers import mender_artifact as mender_artifact_tool
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 WT = Path(__file__).resolve().parents[2]
 
 
-def product(tmp: Path, fail_board: str | None = None) -> Path:
+def product(tmp: Path, fail_board: str | None = None,
+            local_conf: dict[str, dict] | None = None, local_bsp: bool = False) -> Path:
     os.chmod(tmp, 0o755)
     src = tmp / "src"
     poky = make_poky(src)
@@ -24,11 +26,13 @@ def product(tmp: Path, fail_board: str | None = None) -> Path:
     root = tmp / "product"
     init_repo(root)
     for b, tune in (("boarda", "cortexa53"), ("boardc", "cortexa7")):
-        data = board_data(b, repos={"meta-fixture-bsp": {
+        data = board_data(b, repos={"meta-fixture-bsp": {"path": str(bsp[0])} if local_bsp else {
             "url": bsp[0].as_uri(), "refs": {"scarthgap": {"branch": "main", "commit": bsp[1]}}}})
         data["tune"] = tune
         if b == fail_board:
             data["local_conf"] = {"FIXTURE_FAIL": "hello:do_compile"}
+        if local_conf and b in local_conf:
+            data["local_conf"] = local_conf[b]
         write_yaml(root / "machines" / f"{b}.yml", data)
     path = write_yaml(root / "products" / "demo.yml", {
         "name": "demo", "series": "scarthgap", "distro": "poky", "target": "core-image-minimal",
@@ -70,9 +74,29 @@ def test_product_build_json_reports_and_exit_codes(tmp_path, builder_image, dock
     if os.geteuid() == 0:  # under sudo: everything written belongs to SUDO_UID, nothing to root
         for p in [out, *out.rglob("*")]:
             assert p.lstat().st_uid == 2345, p
-    assert (deploy / "core-image-minimal-boarda.rootfs.ext4").exists()
+    # what OE-core and meta-mender deploy (IMAGE_NAME_SUFFIX is empty on a Mender board): the
+    # promised uefiimg and .mender, links to the versioned files, and the image manifest
+    for t in ("ext4", "uefiimg", "uefiimg.bmap", "mender", "manifest"):
+        link = deploy / f"core-image-minimal-boarda.{t}"
+        assert link.is_symlink() and link.resolve().is_file(), t
+        assert link.resolve().name.startswith("core-image-minimal-boarda-2")  # -<DATETIME>
+    assert "busybox cortexa53 1.0-r0" in (deploy / "core-image-minimal-boarda.manifest").read_text()
+    # the .mender is a real artifact: the reference tool reads it, the gate checked it
+    mender = deploy / "core-image-minimal-boarda.mender"
+    info = subprocess.run([mender_artifact_tool(), "read", str(mender)], capture_output=True,
+                          text=True)
+    assert info.returncode == 0 and "Name: demo-1.0-boarda\n" in info.stdout, info.stdout
+    assert "Compatible devices: '[boarda]'" in info.stdout
+    assert a["artifacts"] == [{"path": mender.resolve().name, "problems": []}]
     c = next(b for b in data["boards"] if b["board"] == "boardc")
     assert c["bitbake"]["failures"][0]["task"] == "do_compile"
+    # the root cause is the failing tool's own line (from the task's log), in the report...
+    assert c["root_cause"] == "make: *** [Makefile:12: all] Error 1"
+    assert "hello-1.0-r0 do_compile failed: make: ***" in c["message"]
+    # ... and on the console, whole, under the summary table
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boardc", env=sudo)
+    assert r.returncode == 1
+    assert "boardc: make: *** [Makefile:12: all] Error 1" in r.stdout
     # plain output (not a terminal): timestamped progress lines and a summary; --board selects
     r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", env=sudo)
     assert r.returncode == 0, r.stderr
@@ -81,6 +105,36 @@ def test_product_build_json_reports_and_exit_codes(tmp_path, builder_image, dock
     if sudo:  # the caches belong to uid 2345 now: a build as another user is refused up front
         r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda")
         assert r.returncode == 2 and "owned by uid 2345, the build runs as uid 1000" in r.stderr
+
+
+def test_gate_fails_a_board_whose_promised_mender_was_not_built(tmp_path, builder_image,
+                                                                  docker_engine):
+    """The release gate cannot pass by absence: the stand-in is told not to deploy .mender."""
+    path = product(tmp_path, local_conf={"boarda": {"FIXTURE_SKIP_FSTYPES": "mender"}})
+    out = tmp_path / "out"
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda",
+            "--json")
+    assert r.returncode == 1, r.stderr
+    (a,) = json.loads(r.stdout)["boards"]
+    assert a["status"] == "failed"
+    assert "core-image-minimal-boarda.mender was not produced" in a["message"]
+    assert "core-image-minimal-boarda.mender was not produced" in a["root_cause"]
+    assert (out / "boarda-release" / "deploy" / "core-image-minimal-boarda.uefiimg").exists()
+
+
+def test_report_records_a_dirty_local_repository(tmp_path, builder_image, docker_engine):
+    """A path: repository is built as it is on disk: the report says when that is not a commit."""
+    path = product(tmp_path, local_bsp=True)
+    bsp = tmp_path / "src" / "meta-fixture-bsp"
+    out = tmp_path / "out"
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["boards"][0]["layers"]["meta-fixture-bsp"]["dirty"] is False
+    (bsp / "conf" / "machine" / "boarda.conf").write_text('DEFAULTTUNE ?= "cortexa53"\n# local edit\n')
+    r = cli(str(path), "--image", builder_image, "--out", str(out), "--board", "boarda", "--json")
+    assert r.returncode == 0, r.stderr
+    layer = json.loads(r.stdout)["boards"][0]["layers"]["meta-fixture-bsp"]
+    assert layer["dirty"] is True and layer["path"] == str(bsp)
 
 
 def test_product_usage_errors(tmp_path):

@@ -52,7 +52,9 @@ def test_two_boards_share_caches_in_order_owned_by_the_user(tmp_path, builder_im
         assert seen["BB_HASHSERVE"] == rep.hashserve["address"]
         assert seen["BB_HASHSERVE"].startswith("unix://")
         assert seen["BB_NUMBER_THREADS"] == "4" and seen["PARALLEL_MAKE"] == "-j 4"
-        assert seen["SOURCE_DATE_EPOCH"] == "1709528767"
+        # the product's time is the root file system's, never every recipe's SOURCE_DATE_EPOCH
+        assert seen["REPRODUCIBLE_TIMESTAMP_ROOTFS"] == "1709528767"
+        assert "SOURCE_DATE_EPOCH" not in seen
     assert "BB_NO_NETWORK" not in fetch_env["seen"] and build_env["seen"]["BB_NO_NETWORK"] == "1"
     assert build_env["uid"] == owner[0]
     import sqlite3
@@ -181,7 +183,11 @@ def test_signal_stops_containers_and_a_rerun_continues(sig, tmp_path, builder_im
     assert not (out / "boarda" / "deploy").exists()
     assert not list(out.rglob("*.partial")) and not list(out.rglob(".report.json.*"))
     client = docker.DockerClient(base_url=docker_engine)
-    assert client.containers.list(all=True, filters={"label": "org.buildctl.board=boarda"}) == []
+    # this build's containers (the engine may be shared with other builds of a "boarda")
+    ours = [c for c in client.containers.list(all=True,
+                                              filters={"label": "org.buildctl.board=boarda"})
+            if any(m.get("Source", "").startswith(str(out)) for m in c.attrs.get("Mounts", []))]
+    assert ours == []
     # the same command again continues: tasks finished before the signal are not run again
     proc = _cli(args, env)
     stdout, stderr = proc.communicate(timeout=120)
@@ -224,3 +230,47 @@ def test_sstate_mirrors_and_upstream_across_the_hermetic_phases(tmp_path, builde
     assert "https://" not in build["seen"]["SSTATE_MIRRORS"]
     assert f"file://{mirror}/PATH" in build["seen"]["SSTATE_MIRRORS"]
     assert "BB_HASHSERVE_UPSTREAM" not in build["seen"]
+
+
+def test_stand_in_refuses_what_bitbake_refuses_and_says_why(tmp_path, builder_image):
+    """BitBake's own parser reads the configuration: an unterminated value fails the board
+    with BitBake's message, shown as the root cause in the report."""
+    world = make_world(tmp_path)
+    _, rep = run_build(world, [world.job("boarda", 'BROKEN = "unterminated\n')], builder_image)
+    board = rep.boards[0]
+    assert board.status == "failed"
+    assert "ParseError" in board.root_cause and "conf/local.conf" in board.root_cause
+    assert "unparsed line" in board.root_cause and board.root_cause in board.message
+    assert not (world.root / "out/boarda-release/deploy").exists()
+
+
+def test_task_hashes_follow_the_configuration(tmp_path, builder_image):
+    """Same tune, other configuration: nothing is reused; the same configuration again (in a
+    fresh output directory) starts from the first build's sstate."""
+    world = make_world(tmp_path)
+
+    def build(out: str, conf: str = ""):
+        _, rep = run_build(world, [world.job("boarda", conf)], builder_image,
+                           out_dir=world.root / out)
+        assert rep.status == "succeeded", rep.boards[0].message
+        return rep.boards[0].bitbake["sstate"]
+
+    build("out1")
+    other = build("out2", 'DISTRO_FEATURES:append = " wayland"\n')
+    assert other["local"] == 0 and other["missed"] == other["wanted"] > 0
+    same = build("out3")
+    assert same["local"] == same["wanted"] > 0 and same["missed"] == 0
+
+
+def test_failed_checkout_shows_gits_message(tmp_path, builder_image):
+    from build_fixtures import write_kas
+
+    world = make_world(tmp_path)
+    job = world.job("boarda")
+    write_kas(job.kas_file, "boarda", "cortexa53", world.poky,
+              (tmp_path / "src" / "no-such-bsp", world.bsp[1]))
+    _, rep = run_build(world, [job], builder_image)
+    board = rep.boards[0]
+    assert board.status == "failed"
+    assert "does not appear to be a git repository" in board.root_cause
+    assert "git clone" in board.root_cause and board.root_cause in board.message

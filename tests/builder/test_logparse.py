@@ -116,3 +116,50 @@ def test_kas_errors_explain_a_failure_before_bitbake_ran():
     ])
     assert log.errors[0].startswith('kas: Command "/w$ git clone') and len(log.errors) == 2
     assert log.errors[1] == "kas: fetch repos failed: error code 128"
+
+
+KAS_GIT_FAILURE = """\
+2026-11-30 08:50:20 - INFO     - Cloning repository meta-bsp
+2026-11-30 08:50:20 - ERROR    - Command "/work$ git clone -q -- https://git.example.invalid/meta-bsp /work/meta-bsp" failed:
+fatal: unable to access 'https://git.example.invalid/meta-bsp/': Could not resolve host: git.example.invalid
+2026-11-30 08:50:20 - ERROR    - fetch repos failed: error code 128
+"""
+
+FETCH_FAILURE = """\
+NOTE: Running task 3 of 402 (/work/layers/meta-app/recipes-app/hello/hello_1.0.bb:do_fetch)
+ERROR: hello-1.0-r0 do_fetch: Fetcher failure: Unable to find revision 0123abcd in branch main even from upstream
+ERROR: hello-1.0-r0 do_fetch: Bitbake Fetcher Error: FetchError('Unable to fetch URL from any source.', 'git://git.example.invalid/hello.git;branch=main')
+ERROR: Logfile of failure stored in: /build/tmp/work/hello/1.0/temp/log.do_fetch.42
+ERROR: Task (/work/layers/meta-app/recipes-app/hello/hello_1.0.bb:do_fetch) failed with exit code '1'
+2026-11-30 08:50:20 - ERROR    - Command "/bin/sh -c 'bitbake core-image-minimal'" failed with error 1
+"""
+
+
+def test_root_cause_is_the_failing_tools_first_own_error():
+    # kas quotes git's own message after the command line; the summary line is a consequence
+    log = parse_lines(KAS_GIT_FAILURE.splitlines()).to_dict()
+    assert log["root_cause"] == ("fatal: unable to access 'https://git.example.invalid/meta-bsp/': "
+                                 "Could not resolve host: git.example.invalid (git clone -q -- "
+                                 "https://git.example.invalid/meta-bsp /work/meta-bsp)")
+    log = parse_lines(FETCH_FAILURE.splitlines()).to_dict()
+    assert log["root_cause"].startswith("hello-1.0-r0 do_fetch: Fetcher failure: Unable to find revision")
+    # a task that only says "Execution of ... failed": that line, until the task log says more
+    log = parse_lines(FAILURE.splitlines()).to_dict()
+    assert log["root_cause"].startswith("hello-1.0-r0 do_compile: Execution of")
+    # a tool that crashed: the exception at the end of its traceback
+    log = parse_lines(["NOTE: Tasks Summary: Attempted 2 tasks of which 0 didn't need to be rerun and all succeeded.",
+                       "Traceback (most recent call last):", '  File "x", line 1, in <module>',
+                       "AttributeError: 'bytes' object has no attribute 'createCopy'",
+                       "2026-11-30 08:45:59 - ERROR    - Shell returned non-zero exit status"]).to_dict()
+    assert log["root_cause"] == "AttributeError: 'bytes' object has no attribute 'createCopy'"
+
+
+def test_task_log_cause_reads_the_tools_line(tmp_path):
+    from buildctl.builder.logparse import task_log_cause
+
+    log = tmp_path / "log.do_compile.1"
+    log.write_text("DEBUG: Executing shell function do_compile\nNOTE: make -j 4\n"
+                   "gcc -c hello.c\nhello.c:3:1: error: expected ';' before '}' token\n"
+                   "make: *** [Makefile:12: all] Error 1\n")
+    assert task_log_cause(log) == "hello.c:3:1: error: expected ';' before '}' token"
+    assert task_log_cause(tmp_path / "missing") == ""

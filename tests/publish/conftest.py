@@ -36,7 +36,8 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout=30.0) -> No
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}: "
+                               f"{proc.stderr.read()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -144,7 +145,7 @@ def run_publish(bundle: Path, targets: dict, *, dry_run: bool = False) -> dict:
     from buildctl.publish.api import publish
     from buildctl.publish.http import RetryPolicy
     from buildctl.publish.targets import Target
-    from buildctl.refs import SecretRef
+    from buildctl.publish.targets import SecretRef
 
     ts = []
     for name, d in targets.items():

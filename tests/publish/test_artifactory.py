@@ -192,7 +192,7 @@ def test_response_slower_than_the_timeout_is_retried(bundle, artifactory):
     from buildctl.publish.api import publish
     from buildctl.publish.http import RetryPolicy
     from buildctl.publish.targets import Target
-    from buildctl.refs import SecretRef
+    from buildctl.publish.targets import SecretRef
 
     artifactory.faults([{"method": "PUT", "path": r"qemux86-64-release/cves\.json;",
                          "action": "slow", "delay": 2.5, "count": 1}])
@@ -206,3 +206,14 @@ def test_response_slower_than_the_timeout_is_retried(bundle, artifactory):
     assert rep.ok, rep.error
     assert any("timed out" in e or "TimeoutError" in e for e in rep.events)
     assert repo_state(artifactory, "fw-release-local") == bundle_sums(bundle)
+
+
+def test_other_content_under_the_same_version_is_refused(tmp_path, bundle, artifactory):
+    req = urllib.request.Request(
+        artifactory.url + "/artifactory/fw-release-local/demo/1.0/SHA256SUMS",
+        data=b"0" * 64 + b"  something-else\n", method="PUT",
+        headers={"Authorization": f"Bearer {ART_TOKEN}"})
+    assert urllib.request.urlopen(req).status == 201
+    t = run_publish(bundle, {"art": art_target(artifactory)})["targets"][0]
+    assert not t["ok"] and "published with other content" in t["error"]
+    assert repo_state(artifactory, "fw-dev-local") == {}  # nothing deployed

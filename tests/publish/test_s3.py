@@ -11,7 +11,7 @@ from buildctl.publish.http import Client, RetryPolicy
 from buildctl.publish.plan import Item, Plan
 from buildctl.publish import s3 as S3
 from buildctl.publish.targets import Target
-from buildctl.refs import SecretRef
+from buildctl.publish.targets import SecretRef
 from tests.publish.conftest import run_publish, s3_objects, s3_target
 
 
@@ -100,3 +100,16 @@ def test_dry_run_lists_parts(tmp_path, bundle, s3):
     data = run_publish(bundle, {"s3": s3_target(s3)}, dry_run=True)
     assert data["targets"][0]["requests"] and s3.log() == []
     assert json.dumps(data).count("buildctl-test-secret") == 0
+
+
+def test_other_content_under_the_same_version_is_refused(bundle, s3):
+    import boto3
+
+    cli = boto3.client("s3", endpoint_url=s3.url, region_name="us-east-1",
+                       aws_access_key_id=os.environ["S3_ACCESS"],
+                       aws_secret_access_key=os.environ["S3_SECRET"])
+    cli.put_object(Bucket="firmware", Key="demo/1.0/SHA256SUMS", Body=b"other\n",
+                   Metadata={"sha256": "0" * 64})
+    t = run_publish(bundle, {"s3": s3_target(s3)})["targets"][0]
+    assert not t["ok"] and "published with other content" in t["error"]
+    assert list(s3_objects(s3)) == ["demo/1.0/SHA256SUMS"]

@@ -10,7 +10,7 @@ from buildctl.errors import UserError
 from buildctl.manifest import load_product
 from buildctl.publish.http import RetryPolicy, retry_after
 from buildctl.publish.targets import choose, targets_of
-from buildctl.refs import SecretRef
+from buildctl.publish.targets import SecretRef
 from tests.conftest import run_cli
 from tests.publish.conftest import product_with_targets
 

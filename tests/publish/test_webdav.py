@@ -120,3 +120,16 @@ def test_tampered_bundle_sends_nothing(tmp_path, bundle, webdav):
     assert r.returncode == 1
     assert "release verify failed" in r.stderr and "sbom.cdx.json" in r.stderr
     assert webdav.log() == []
+
+
+def test_plain_http_target_puts_and_checks_with_head(bundle, webdav):
+    """type http: no MKCOL, no PROPFIND (the server's directories exist), checked by HEAD."""
+    for d in {p.parent.relative_to(bundle) for p in bundle.rglob("*") if p.is_file()}:
+        (webdav.root / "releases/demo/1.0" / d).mkdir(parents=True, exist_ok=True)
+    t = run_publish(bundle, {"web": {"type": "http", "url": webdav.url + "/releases"}})
+    t = t["targets"][0]
+    assert t["ok"], t["error"]
+    assert all(f["verified"] for f in t["files"])
+    assert server_files(webdav.root / "releases") == bundle_files(bundle)
+    methods = {e["method"] for e in webdav.log()}
+    assert "MKCOL" not in methods and "PROPFIND" not in methods and "HEAD" in methods

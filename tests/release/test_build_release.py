@@ -28,8 +28,10 @@ def test_build_then_release_then_verify(tmp_path, builder_image):  # noqa: F811
     bundle = Path(rel["bundle"])
     assert bundle == out / "release" / "demo" / "1.0"
     files = {p.name for p in (bundle / "boarda-release").iterdir()}
-    assert {"core-image-minimal-boarda.rootfs.uefiimg", "core-image-minimal-boarda.rootfs.mender",
-            "sbom.spdx.json", "sbom.spdx3.json", "cves.json"} <= files
+    # meta-mender empties IMAGE_NAME_SUFFIX: the stable names have no ".rootfs"
+    assert {"core-image-minimal-boarda.uefiimg", "core-image-minimal-boarda.mender",
+            "core-image-minimal-boarda.spdx.tar.zst", "sbom.spdx.json", "sbom.spdx3.json",
+            "cves.json"} <= files
     meta = json.loads((bundle / "release.json").read_text())
     assert meta["builder"]["digest"] and meta["source_date_epoch"] == 1709528767
     assert meta["boards"][0]["gate"]["artifacts"][0]["verdict"] == "pass"

@@ -67,10 +67,7 @@ class DockerRuntime:
         finally:
             with self._lock:
                 self._running.pop(spec.name, None)
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+            _remove(container)
 
     def stop(self, name: str) -> None:
         with self._lock:
@@ -85,3 +82,21 @@ class DockerRuntime:
     def cleanup(self) -> None:
         for name in list(self._running):
             self.stop(name)
+
+
+def _remove(container, attempts: int = 20) -> None:
+    """Remove a finished container. A stop() running in another thread (signal, --fail-fast)
+    can make the engine refuse for a moment ("removal already in progress", a conflict while
+    it stops): retry briefly instead of leaving the container behind."""
+    import time
+
+    import docker
+
+    for _ in range(attempts):
+        try:
+            container.remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except Exception:
+            time.sleep(0.5)

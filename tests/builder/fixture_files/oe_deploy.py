@@ -1,9 +1,17 @@
 """Deploy outputs of the stand-in BitBake, named and linked the way OE-core writes them.
 
-Runs inside the builder container's python3: standard library only. An image recipe deploys
-``${IMAGE_NAME}.<type>`` for every type of IMAGE_FSTYPES into DEPLOY_DIR_IMAGE, plus a symlink
-``${IMAGE_LINK_NAME}.<type>`` to it (IMAGE_LINK_NAME is IMAGE_NAME without the version suffix),
-and the same pair for the image manifest (``.manifest``).
+Runs inside the builder container's python3: standard library only. For an image recipe,
+OE-core's image classes write into DEPLOY_DIR_IMAGE:
+- ``${IMAGE_NAME}.<type>`` for every type of IMAGE_FSTYPES, and the symlink
+  ``${IMAGE_LINK_NAME}.<type>`` to it (IMAGE_LINK_NAME is IMAGE_NAME without the version
+  suffix; meta-mender empties IMAGE_NAME_SUFFIX, the ``.rootfs`` part, on Mender boards);
+- ``${IMAGE_NAME}.manifest`` (one ``<package> <arch> <version>`` line per installed package)
+  and its ``${IMAGE_LINK_NAME}.manifest`` link;
+- for the ``mender`` type (meta-mender's mender-artifactimg), a Mender artifact (format 3,
+  rootfs-image payload) of the ``${ARTIFACTIMG_FSTYPE}`` image, named MENDER_ARTIFACT_NAME and
+  compatible with MENDER_DEVICE_TYPES_COMPATIBLE.
+Disk images (sdimg, uefiimg, wic, ...) and bmap files are small placeholders with the real
+names: the tests check names, links and what buildctl does with them, not their bytes.
 """
 import gzip
 import hashlib
@@ -14,6 +22,8 @@ import tarfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+ARTIFACTIMG_FSTYPE = "ext4"  # meta-mender's default filesystem inside the .mender
 
 
 def _replace(path, data):
@@ -30,27 +40,91 @@ def _link(deploy_dir, link_name, target):
     os.symlink(target, link)
 
 
-def link_name_of(image_name):
-    """IMAGE_LINK_NAME from IMAGE_NAME: the version suffix (``-<DATETIME>``) dropped."""
-    head, sep, tail = image_name.rpartition("-")
-    return head if sep and tail.isdigit() else image_name
+def _tar(members, mtime):
+    """An uncompressed ustar archive of (name, bytes) members, owner 0/0, one mtime."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), mtime, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
-def write_deploy(deploy_dir, machine, image, image_name, fstypes, d):
-    """Write the image files of ``image`` for ``machine`` into deploy_dir; return their names.
+def _json(obj):
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
 
-    d: the configuration's variables (a dict, or anything with .get).
+
+def mender_artifact(rootfs_name, rootfs, artifact_name, device_types, mtime=0):
+    """A Mender artifact (format 3, gzip) with one rootfs-image payload, as bytes."""
+    checksum = hashlib.sha256(rootfs).hexdigest()
+    header_info = {"payloads": [{"type": "rootfs-image"}],
+                   "artifact_provides": {"artifact_name": artifact_name},
+                   "artifact_depends": {"device_type": list(device_types)}}
+    type_info = {"type": "rootfs-image",
+                 "artifact_provides": {"rootfs-image.checksum": checksum,
+                                       "rootfs-image.version": artifact_name},
+                 "clears_artifact_provides": ["artifact_group", "rootfs_image_checksum",
+                                              "rootfs-image.*"]}
+    header = gzip.compress(_tar([("header-info", _json(header_info)),
+                                 ("headers/0000/type-info", _json(type_info)),
+                                 ("headers/0000/meta-data", b"")], mtime), mtime=mtime)
+    data = gzip.compress(_tar([(rootfs_name, rootfs)], mtime), mtime=mtime)
+    version = b'{"format":"mender","version":3}'
+    manifest = (f"{checksum}  data/0000/{rootfs_name}\n"
+                f"{hashlib.sha256(header).hexdigest()}  header.tar.gz\n"
+                f"{hashlib.sha256(version).hexdigest()}  version\n").encode()
+    return _tar([("version", version), ("manifest", manifest), ("header.tar.gz", header),
+                 ("data/0000.tar.gz", data)], mtime)
+
+
+def _image_bytes(fstype, image, machine, d):
+    head = f"{fstype} image of {image} for {machine}\n".encode()
+    return head + b"\0" * (4096 - len(head)) if len(head) < 4096 else head
+
+
+def write_manifest(deploy_dir, image_name, link_name, packages):
+    """The image manifest: ``<package> <arch> <version>`` per installed package, sorted."""
+    name = f"{image_name}.manifest"
+    lines = "".join(f"{p} {arch} {ver}\n" for p, arch, ver in sorted(packages))
+    _replace(os.path.join(deploy_dir, name), lines.encode())
+    _link(deploy_dir, f"{link_name}.manifest", name)
+    return name
+
+
+def write_deploy(deploy_dir, machine, image, image_name, fstypes, d, link_name=None,
+                 packages=(), skip=()):
+    """Write the outputs of image recipe ``image`` for ``machine`` into deploy_dir.
+
+    image_name / link_name: IMAGE_NAME and IMAGE_LINK_NAME of the image recipe; fstypes:
+    IMAGE_FSTYPES; d: the configuration's variables (anything with .get); packages:
+    (name, arch, version) installed; skip: types not to write (a test knob: a build that
+    "forgot" an output). Returns the names written (files, not links).
     """
     os.makedirs(deploy_dir, exist_ok=True)
-    link_name = link_name_of(image_name)
+    link_name = link_name or image_name
+    mtime = int(d.get("REPRODUCIBLE_TIMESTAMP_ROOTFS") or 0)
     written = []
-    for fstype in fstypes:
+    wanted = list(dict.fromkeys(fstypes))
+    if "mender" in wanted and ARTIFACTIMG_FSTYPE not in wanted:
+        wanted.insert(0, ARTIFACTIMG_FSTYPE)  # IMAGE_TYPEDEP:mender
+    for fstype in wanted:
+        if fstype in skip:
+            continue
         name = f"{image_name}.{fstype}"
-        _replace(os.path.join(deploy_dir, name),
-                 f"{image} for {machine}, SOURCE_DATE_EPOCH={d.get('SOURCE_DATE_EPOCH')}\n"
-                 .encode())
+        if fstype == "mender":
+            rootfs_name = f"{link_name}.{ARTIFACTIMG_FSTYPE}"
+            with open(os.path.join(deploy_dir, f"{image_name}.{ARTIFACTIMG_FSTYPE}"), "rb") as fh:
+                rootfs = fh.read()
+            devices = (d.get("MENDER_DEVICE_TYPES_COMPATIBLE") or machine).split()
+            data = mender_artifact(rootfs_name, rootfs, d.get("MENDER_ARTIFACT_NAME") or "",
+                                   devices, mtime)
+        else:
+            data = _image_bytes(fstype, image, machine, d)
+        _replace(os.path.join(deploy_dir, name), data)
         _link(deploy_dir, f"{link_name}.{fstype}", name)
         written.append(name)
+    written.append(write_manifest(deploy_dir, image_name, link_name, packages))
     return written
 
 
@@ -119,14 +193,16 @@ class DeployFixture:
     sbom: bool = True
     cve: bool = True
     pretty: bool = False
+    image_name_override: str = ""  # IMAGE_NAME / IMAGE_LINK_NAME as the build set them
+    link_name_override: str = ""
 
     @property
     def link_name(self) -> str:
-        return f"{self.image}-{self.machine}.rootfs"
+        return self.link_name_override or f"{self.image}-{self.machine}.rootfs"
 
     @property
     def image_name(self) -> str:
-        return f"{self.link_name}-{self.datetime}"
+        return self.image_name_override or f"{self.link_name}-{self.datetime}"
 
 
 def write_release_outputs(deploy: Path, fx: "DeployFixture", mender_writer=None) -> Path:
@@ -139,37 +215,50 @@ def write_release_outputs(deploy: Path, fx: "DeployFixture", mender_writer=None)
         if t == "mender" and mender_writer is not None:
             mender_writer(real, fx)
         else:
-            real.write_bytes(_image_bytes(fx, t))
+            real.write_bytes(_fixture_image_bytes(fx, t))
         _link_stable(deploy, real, t)
     manifest = deploy / f"{fx.image_name}.manifest"
     manifest.write_text("".join(f"{p.name} {_arch(fx)} {p.version}\n"
                                 for p in sorted(fx.packages, key=lambda p: p.name)))
     _link_stable(deploy, manifest, "manifest")
+    write_sbom_and_cve(deploy, fx)
+    return deploy
+
+
+def write_sbom_and_cve(deploy: Path, fx: "DeployFixture") -> None:
+    """create-spdx output (SPDX 2.2 tarball on scarthgap, SPDX 3.0.1 JSON-LD after) and the
+    CVE report (cve-check on scarthgap, sbom-cve-check after), each with its stable link."""
     if fx.sbom:
         if fx.series == "scarthgap":
             p = deploy / f"{fx.image_name}.spdx.tar.zst"
             write_zstd(p, spdx22_tar(fx))
-            _link_stable(deploy, p, "spdx.tar.zst")
+            _link_to(deploy, fx, p, "spdx.tar.zst")
         else:
             p = deploy / f"{fx.image_name}.spdx.json"
             p.write_text(_dump(spdx3_document(fx), fx.pretty))
-            _link_stable(deploy, p, "spdx.json")
+            _link_to(deploy, fx, p, "spdx.json")
     if fx.cve:
         suffix = "json" if fx.series == "scarthgap" else "sbom-cve-check.yocto.json"
         p = deploy / f"{fx.image_name}.{suffix}"
         p.write_text(json.dumps(cve_check_manifest(fx), indent=2))
-        _link_stable(deploy, p, suffix)
-    return deploy
+        _link_to(deploy, fx, p, suffix)
 
 
 def _arch(fx: DeployFixture) -> str:
     return "core2_64" if "x86" in fx.machine else "cortexa57"
 
 
-def _image_bytes(fx: DeployFixture, kind: str) -> bytes:
+def _fixture_image_bytes(fx: DeployFixture, kind: str) -> bytes:
     body = "".join(f"{p.name}={p.version}\n" for p in fx.packages)
     return (f"{kind} image of {fx.image} for {fx.machine}\n{body}"
             f"SOURCE_DATE_EPOCH={fx.source_date_epoch}\n").encode()
+
+
+def _link_to(deploy: Path, fx: "DeployFixture", real: Path, suffix: str) -> None:
+    link = deploy / f"{fx.link_name}.{suffix}"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(real.name, link)
 
 
 def _link_stable(deploy: Path, real: Path, suffix: str) -> None:
@@ -419,7 +508,7 @@ def spdx3_document(fx: DeployFixture) -> dict:
     image_file = add({"type": "software_File", "spdxId": f"{base}/image/{fx.image_name}.ext4",
                       "name": f"{fx.image_name}.ext4", "software_primaryPurpose": "filesystemImage",
                       "verifiedUsing": [{"type": "Hash", "algorithm": "sha256",
-                                         "hashValue": hashlib.sha256(_image_bytes(fx, "ext4")).hexdigest()}]})
+                                         "hashValue": hashlib.sha256(_fixture_image_bytes(fx, "ext4")).hexdigest()}]})
     rootfs = add({"type": "software_Package", "spdxId": f"{base}/rootfs/{fx.image}",
                   "name": f"{fx.image}-{fx.machine}-rootfs", "software_primaryPurpose": "archive"})
     rootfs_build = add({"type": "build_Build", "spdxId": f"{base}/build/rootfs",
@@ -505,66 +594,12 @@ def cve_check_manifest(fx: DeployFixture) -> dict:
     return {"version": "1", "package": out}
 
 
-# -- A Mender artifact (format 3, rootfs-image), as meta-mender deploys ``<IMAGE_NAME>.mender`` --
-
-def _tar_bytes(members):
-    """An uncompressed ustar archive of (name, bytes), mode 0600, uid/gid 0, mtime 0."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def write_mender(path, rootfs: bytes, rootfs_name: str, artifact_name: str, device_types):
-    """An unsigned rootfs-image artifact: version, manifest, header.tar.gz, data/0000.tar.gz."""
-    compact = lambda o: json.dumps(o, separators=(",", ":")).encode()  # noqa: E731
-    version = compact({"format": "mender", "version": 3})
-    sha = hashlib.sha256(rootfs).hexdigest()
-    header_info = compact({"payloads": [{"type": "rootfs-image"}],
-                           "artifact_provides": {"artifact_name": artifact_name},
-                           "artifact_depends": {"device_type": list(device_types)}})
-    type_info = compact({"type": "rootfs-image",
-                         "artifact_provides": {"rootfs-image.version": artifact_name,
-                                               "rootfs-image.checksum": sha},
-                         "clears_artifact_provides": ["artifact_group", "rootfs_image_checksum",
-                                                      "rootfs-image.*"]})
-    header = gzip.compress(_tar_bytes([("header-info", header_info),
-                                       ("headers/0000/type-info", type_info),
-                                       ("headers/0000/meta-data", b"")]), mtime=0)
-    data = gzip.compress(_tar_bytes([(rootfs_name, rootfs)]), mtime=0)
-    manifest = (f"{sha}  data/0000/{rootfs_name}\n"
-                f"{hashlib.sha256(header).hexdigest()}  header.tar.gz\n"
-                f"{hashlib.sha256(version).hexdigest()}  version\n").encode()
-    tmp = str(path) + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(_tar_bytes([("version", version), ("manifest", manifest),
-                             ("header.tar.gz", header), ("data/0000.tar.gz", data)]))
-    os.replace(tmp, path)
-
-
-# meta-mender features -> the image type they deploy
-MENDER_IMAGE_TYPES = {"mender-image-sd": "sdimg", "mender-image-uefi": "uefiimg",
-                      "mender-image-bios": "biosimg", "mender-image-gpt": "gptimg",
-                      "mender-image-ubi": "ubimg"}
-
-
-def write_stand_in_outputs(deploy_dir, machine, image, image_name, d):
-    """What the stand-in BitBake deploys besides the plain images: the Mender disk image types
-    and ``.mender`` artifact its MENDER_* settings ask for, create-spdx and cve-check output.
-    FIXTURE_SERIES picks the series' SBOM/CVE shapes (default scarthgap)."""
-    enabled = (d.get("MENDER_FEATURES_ENABLE:append") or d.get("MENDER_FEATURES_ENABLE") or "").split()
-    types = [MENDER_IMAGE_TYPES[f] for f in enabled if f in MENDER_IMAGE_TYPES]
-    devices = (d.get("MENDER_DEVICE_TYPES_COMPATIBLE") or d.get("MENDER_DEVICE_TYPE") or "").split()
+def write_stand_in_outputs(deploy_dir, machine, image, image_name, link_name, packages, d):
+    """What the stand-in BitBake deploys besides images and manifest: create-spdx and CVE
+    output for the installed packages ((name, arch, version) tuples). FIXTURE_SERIES picks
+    the series' shapes (default scarthgap)."""
+    pkgs = [Pkg(name, version.split("-r")[0]) for name, _, version in packages]
     fx = DeployFixture(machine=machine, image=image, series=d.get("FIXTURE_SERIES") or "scarthgap",
-                       image_types=tuple(types) + (("mender",) if devices else ()),
-                       datetime=image_name.rpartition("-")[2],
-                       source_date_epoch=int(d.get("SOURCE_DATE_EPOCH") or 0))
-
-    def mender(path, fx):
-        rootfs = _image_bytes(fx, "ext4")
-        write_mender(path, rootfs, f"{image_name}.ext4", d.get("MENDER_ARTIFACT_NAME") or image_name,
-                     devices)
-    write_release_outputs(Path(deploy_dir), fx, mender)
+                       packages=pkgs, source_date_epoch=int(d.get("SOURCE_DATE_EPOCH") or 0),
+                       image_name_override=image_name, link_name_override=link_name or image_name)
+    write_sbom_and_cve(Path(deploy_dir), fx)

@@ -281,8 +281,9 @@ class Handler(FaultHandler):
                            "sha256": it["sha256"], "actual_sha1": it["sha1"]}
                     if _match(crit, row, it["props"]):
                         if "property" in include or "property.*" in include:
-                            row["properties"] = [{"key": k, "value": v}
-                                                 for k, vs in sorted(it["props"].items()) for v in vs]
+                            row["properties"] = [
+                                {"key": k, "value": v}
+                                for k, vs in sorted(it["props"].items()) for v in vs]
                         results.append(row)
         self.reply_json(200, {"results": results, "range": {"start_pos": 0, "end_pos": len(results),
                                                              "total": len(results)}})

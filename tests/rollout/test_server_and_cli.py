@@ -260,3 +260,28 @@ def test_an_expired_login_token_is_renewed(mender_server):
     logins = [e for e in mender_server.log() if e["path"].endswith("/useradm/auth/login")]
     assert [e["status"] for e in logins] == [200, 200]
     assert "correct horse" not in repr(api._creds)
+
+
+def test_upload_survives_resets_and_a_lost_answer_without_duplicates(mender_server, bundle):
+    from buildctl.publish.http import RetryPolicy
+    from buildctl.rollout.drive import release_artifacts
+    from buildctl.rollout.mender_api import Credentials, MenderAPI
+
+    srv = mender_server
+    srv.faults([
+        {"path": "/api/management/v1/deployments/artifacts", "method": "POST", "reset": True,
+         "count": 1},
+        # the upload lands, but the answer is a 502: the retry meets 409, and only the
+        # listing's matching checksums make that "already there"
+        {"path": "/api/management/v1/deployments/artifacts", "method": "POST", "status": 502,
+         "after": True, "count": 1},
+    ])
+    api = MenderAPI(srv.url, Credentials(token=PAT), policy=RetryPolicy(base_s=0.05))
+    (art,) = release_artifacts(bundle)
+    res = api.upload(art)
+    assert res.action == "already-there"
+    posts = [e.get("status") for e in srv.log() if e["method"] == "POST"]
+    assert posts == [502, 409]  # the reset request never got an answer, so it is not logged
+    (stored,) = srv.state()["artifacts"]
+    assert [f["checksum"] for u in stored["updates"] for f in u["files"]] == art.checksums
+    assert api.http.stats.retries == 2

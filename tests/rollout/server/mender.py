@@ -9,7 +9,8 @@ with an `artifact` part (parts after it ignored), artifacts are parsed and refus
 the same name for an overlapping device type is 409, unaccepted devices get 401, deployments to
 an empty group are 400 and to an unknown artifact 422. Test hooks (not Mender API):
 POST /__faults [{"path": prefix, "method": "GET", "status": 503, "count": 3,
-"retry_after": 1, "delay": 0.5}], GET /__log, GET /__state, POST /__expire_tokens (every login JWT expires).
+"retry_after": 1, "delay": 0.5, "reset": false, "after": false}]
+("after": the change is made, then the status is answered; "reset": no answer at all), GET /__log, GET /__state, POST /__expire_tokens (every login JWT expires).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -167,11 +169,18 @@ class Handler(BaseHTTPRequestHandler):
             if f:
                 if f.get("delay"):
                     time.sleep(f["delay"])
-                if f.get("status"):
+                if f.get("reset"):  # drop the connection, no response at all
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if f.get("status") and not f.get("after"):
                     h = {"Retry-After": str(f["retry_after"])} if f.get("retry_after") is not None else {}
                     raise Reply(f["status"], {"error": "injected fault"}, h)
             with self.S.lock:
-                raise self._route(path, query, body)
+                done = self._route(path, query, body)
+            if f and f.get("after"):  # the request took effect, but the answer is an error
+                raise Reply(f["status"], {"error": "injected fault after the change"})
+            raise done
         except Reply as r:
             entry["status"] = r.status
             if not path.startswith("/__"):

@@ -1,0 +1,1 @@
+"""Roll a verified release out through a Mender server, stage by stage."""

@@ -32,6 +32,8 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RELEASE_DIR|status")
+    p.add_argument("--product", type=Path, metavar="FILE",
+                   help="product manifest whose publish.mender gives --server and --token defaults")
     p.add_argument("--server", metavar="URL", help="Mender server base URL")
     p.add_argument("--token", metavar="REF", help="personal access token or JWT: env:NAME or file:PATH")
     p.add_argument("--user", metavar="NAME", help="log in as this user (with --password)")
@@ -51,7 +53,7 @@ def register(subparsers) -> None:
 
 
 def _ref(text: str | None, flag: str) -> str | None:
-    from buildctl.refs import SecretRef
+    from buildctl.secrets import SecretRef
 
     if text is None:
         return None
@@ -74,6 +76,22 @@ def _api(server: str, refs: dict):
     return MenderAPI(server, creds)
 
 
+def _product_defaults(args) -> tuple[str | None, str | None]:
+    """--server and --token, else the product's publish.mender (url, token reference)."""
+    server, token = args.server, args.token
+    if args.product is not None:
+        from buildctl.manifest import load_product
+
+        from buildctl.compose.verifykey import absolute_ref
+
+        product = load_product(args.product)
+        mender = product.publish.mender or {}
+        server = server or mender.get("url")
+        if token is None and not args.user and mender.get("token") is not None:
+            token = absolute_ref(product, mender["token"])  # file: relative to the manifest
+    return server, token
+
+
 def run(args) -> int:
     if args.target == "status" and not Path("status").is_dir():
         return run_status(args)
@@ -91,9 +109,10 @@ def run(args) -> int:
     stages = parse_stages(args.stages)
     th = Thresholds(parse_percent(args.success), args.max_failures,
                     parse_duration(args.timeout), parse_duration(args.poll, "--poll"))
-    refs = {"token": args.token, "user": args.user, "password": args.password}
-    api = _api(args.server, refs)
-    saved = {"server": args.server, **refs}
+    server, token = _product_defaults(args)
+    refs = {"token": token, "user": args.user, "password": args.password}
+    api = _api(server, refs)
+    saved = {"server": server, **refs}
     result = drive(api, bundle, stages, th, public_key=args.key,
                    save=lambda r: save_state(args.state, r.to_dict(), saved))
     if args.json:

@@ -21,10 +21,6 @@ OWNED_VARIABLES = bitbake_vars.owned_variables()
 _FREE_TEXT = {"description"}  # top-level fields that never reach a BitBake or kas file
 # Fields the schema accepts that nothing consumes yet, refused until their issue lands (then
 # delete the entry): keypath -> (is the value a request?, what to say)
-NOT_SUPPORTED_YET = {
-    ("publish", "mender"): (lambda v: bool(v), "rolling out to a Mender server is not supported "
-                                               "yet (remove publish.mender)"),
-}
 _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", re.I)
 _TEMPLATE_KEYS = {"product", "version", "board", "variant", "series"}
 
@@ -55,16 +51,6 @@ def _one_line(data, smap: SourceMap, keypath: tuple = ()) -> None:
 
 def _show(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def refuse_unsupported(data: dict, smap: SourceMap) -> None:
-    """One line for a field that is accepted by the schema but not consumed yet."""
-    for keypath, (requested, message) in NOT_SUPPORTED_YET.items():
-        node = data
-        for key in keypath:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is not None and requested(node):
-            raise smap.error(keypath, message)
 
 
 def _artifact_template(text: str, smap: SourceMap) -> None:
@@ -208,7 +194,6 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         raise ManifestError(path, "a product manifest is a mapping of fields")
     _one_line(data, smap)
     schema.validate(data, "product", smap)
-    refuse_unsupported(data, smap)
     here = path.parent.resolve()
 
     release = Release(version=str(data["release"]["version"]),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from buildctl.compose import compose_board
-from buildctl.errors import ManifestError
 from buildctl.importers import kas as importer
 from buildctl.manifest import bitbake_vars, load_product
-from buildctl.manifest.loader import NOT_SUPPORTED_YET, OWNED_VARIABLES
+from buildctl.manifest.loader import OWNED_VARIABLES
 from buildctl.manifest.schema import schema_document
 from tests.helpers.products import board_data, simple_product, write_yaml
 
@@ -39,6 +37,7 @@ CONSUMED_ELSEWHERE = {
     "product.sbom.cve_policy.*": "release: the CVE policy step (release/cve.py)",
     "product.publish.artifactory.*": "publish: the target named artifactory (publish/targets.py)",
     "product.publish.targets.*": "publish: named targets (publish/targets.py)",
+    "product.publish.mender.*": "rollout --product: server and token (commands/rollout.py)",
     "product.name": "output names, artifact_name {product}",
     "product.description": "documentation only",
     "product.series": "refs selection, artifact_name {series}",
@@ -115,12 +114,10 @@ def _covered(leaf: str, names: set[str]) -> bool:
     return any(leaf == n or (n.endswith(".*") and leaf.startswith(n[:-1])) for n in names)
 
 
-def test_every_schema_field_is_consumed_or_refused():
-    refused = {"product." + ".".join(k) for k in NOT_SUPPORTED_YET}
+def test_every_schema_field_is_consumed():
     known = _table_fields() | set(CONSUMED_ELSEWHERE)
-    dropped = sorted(leaf for leaf in schema_leaves()
-                     if not _covered(leaf, known) and not any(leaf.startswith(r) for r in refused))
-    assert dropped == [], f"schema fields nothing consumes or refuses: {dropped}"
+    dropped = sorted(leaf for leaf in schema_leaves() if not _covered(leaf, known))
+    assert dropped == [], f"schema fields nothing consumes: {dropped}"
     # and the lists name only real fields (a renamed field must not hide behind a stale entry)
     leaves = schema_leaves()
     stale = sorted(n for n in CONSUMED_ELSEWHERE
@@ -133,21 +130,6 @@ def test_schema_walk_sees_the_fields_it_must():
     assert {"product.mender.verify_key", "product.mender.tenant_token", "product.sbom.cyclonedx",
             "board.repos.*.patches", "product.publish.mender.url",
             "board.mender.storage.device"} <= leaves
-
-
-@pytest.mark.parametrize("keypath,value", [(k, {"url": "https://m.example.com"})
-                                           for k in NOT_SUPPORTED_YET])
-def test_refused_fields_are_refused_in_one_line(tmp_path, keypath, value):
-    path = simple_product(tmp_path)
-    d = yaml.safe_load(path.read_text())
-    node = d
-    for k in keypath[:-1]:
-        node = node.setdefault(k, {})
-    node[keypath[-1]] = value
-    write_yaml(path, d)
-    with pytest.raises(ManifestError, match="not supported yet") as exc:
-        load_product(path)
-    assert "\n" not in str(exc.value) and "demo.yml:" in str(exc.value)
 
 
 def test_docs_reference_table_is_the_table():

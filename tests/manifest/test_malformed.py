@@ -112,7 +112,6 @@ PRODUCT_CASES = [
     ("target wrong type", _sub(GOOD_PRODUCT, "target: core-image-minimal", "target: {a: 1}"), 4, r"target"),
     ("empty file", "", None, r"file is empty"),
     # accepted by the schema but not consumed yet: one line, until their issues land
-    ("publish not supported yet", GOOD_PRODUCT + "publish:\n  mender: {url: https://x.example.com}\n", 18, r"publish\.mender: rolling out to a Mender server is not supported yet"),
     # artifact_name: documented placeholders only, bare
     ("format spec bomb", _sub(GOOD_PRODUCT, "{board}\"", "{board:>999999999}\""), 11, r"placeholder \{board\} takes no format spec"),
     ("attribute access", _sub(GOOD_PRODUCT, "{board}\"", "{board.__class__}\""), 11, r"unknown placeholder \{board\.__class__\}"),

@@ -1,11 +1,14 @@
 """Every stack check: one failing and one passing case, asserting what the user reads."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from buildctl.layers.bbconf import parse
 from buildctl.layers.checks import bbappend_matches, check_assignments, check_stack, vercmp
 from buildctl.layers.layerinfo import read_layer
+from tests.helpers import skips
 from tests.helpers.fixture_layers import LayerSpec, make_core_repo, make_layer_repo
 
 
@@ -240,25 +243,23 @@ def test_vercmp():
     assert vercmp("1.10", "1.9") == 1
 
 
-# --- the real layers (only when the fetch tool mirrored them) -------------------------------
-MIRROR = "/work/.mirror"
+# --- the real layers, from the yocto kit beside the checkout ------------------------------
 REPOS = {
-    "openembedded-core": f"{MIRROR}/openembedded+openembedded-core/repo",
-    "meta-openembedded": f"{MIRROR}/openembedded+meta-openembedded/repo",
-    "meta-raspberrypi": f"{MIRROR}/agherzan+meta-raspberrypi/repo",
+    "openembedded-core": str(skips.KIT / "git.openembedded.org.openembedded-core"),
+    "meta-openembedded": str(skips.KIT / "git.openembedded.org.meta-openembedded"),
+    "meta-raspberrypi": str(skips.KIT / "github.com.agherzan.meta-raspberrypi.git"),
 }
+in_kit = skips.unless(all(Path(p).is_dir() for p in REPOS.values()),
+                      f"yocto kit not found at {skips.KIT}")
 
 
-@pytest.mark.skipif(
-    not all(__import__("os").path.isdir(p) for p in REPOS.values()),
-    reason="real-layer mirrors (openembedded-core, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
-)
+@in_kit
 def test_real_raspberrypi_stack(fs):
-    def stack(rpi_rev):
+    def stack(core_rev):
         return [
-            read_layer(REPOS["openembedded-core"], "scarthgap", "meta", "openembedded-core", fs=fs),
-            read_layer(REPOS["meta-openembedded"], "scarthgap", "meta-oe", "meta-openembedded", fs=fs),
-            read_layer(REPOS["meta-raspberrypi"], rpi_rev, "", "meta-raspberrypi", fs=fs),
+            read_layer(REPOS["openembedded-core"], core_rev, "meta", "openembedded-core", fs=fs),
+            read_layer(REPOS["meta-openembedded"], core_rev, "meta-oe", "meta-openembedded", fs=fs),
+            read_layer(REPOS["meta-raspberrypi"], "scarthgap", "", "meta-raspberrypi", fs=fs),
         ]
 
     good = stack("scarthgap")
@@ -267,12 +268,15 @@ def test_real_raspberrypi_stack(fs):
     assert run(good, machine="raspberrypi4-64", bootloader="grub-efi") == []
     (m,) = run(good, machine="raspberrypi4-46")
     assert m.code == "machine-missing" and "did you mean raspberrypi4-64" in m.message
-    old = run(stack("kirkstone"), machine="raspberrypi4-64")
-    assert "series-compat" in codes(old)
-    compat = next(x for x in old if x.code == "series-compat")
-    assert compat.file == "meta-raspberrypi/conf/layer.conf" and "compatible with kirkstone" in compat.message
-    # kirkstone's bbappends for older recipe versions dangle on scarthgap, as BitBake reports
-    assert "bbappend-dangling" in codes(old)
+    # the scarthgap BSP on a newer core (the kit has wrynose of the core repositories)
+    new = run(stack("wrynose"), machine="raspberrypi4-64")
+    assert "series-compat" in codes(new)
+    compat = next(x for x in new if x.code == "series-compat")
+    assert compat.file == "meta-raspberrypi/conf/layer.conf"
+    assert "compatible with nanbield scarthgap, not with the core layer's series wrynose" in compat.message
+    # scarthgap's bbappends for recipes wrynose dropped dangle, as BitBake reports
+    dangling = {x.file for x in new if x.code == "bbappend-dangling"}
+    assert "meta-raspberrypi/recipes-multimedia/gstreamer/gstreamer1.0-omx_%.bbappend" in dangling
 
 
 def test_recipe_index_agrees_with_bitbake_rule():
@@ -297,21 +301,18 @@ def test_priority_and_pattern(stack):
     assert run(stack(meta_p=LayerSpec(collection="p", priority=12))) == []
 
 
-POKY = f"{MIRROR}/yoctoproject+poky/repo"
-MENDER = f"{MIRROR}/mendersoftware+meta-mender/repo"
+YOCTO = str(skips.KIT / "git.yoctoproject.org.meta-yocto")
+MENDER = str(skips.KIT / "github.com.mendersoftware.meta-mender.git")
 
 
-@pytest.mark.skipif(
-    not all(__import__("os").path.isdir(p) for p in (POKY, MENDER, REPOS["meta-openembedded"], REPOS["meta-raspberrypi"])),
-    reason="real-layer mirrors (poky, meta-mender, meta-openembedded, meta-raspberrypi) not present under /work/.mirror",
-)
+@in_kit
 def test_real_mender_stack(fs):
     from buildctl.layers.layerinfo import LayerRef, read_layers
 
     oe, rpi = REPOS["meta-openembedded"], REPOS["meta-raspberrypi"]
     refs = [
-        LayerRef(POKY, "scarthgap", "meta", "poky"),
-        LayerRef(POKY, "scarthgap", "meta-poky", "poky"),
+        LayerRef(REPOS["openembedded-core"], "scarthgap", "meta", "openembedded-core"),
+        LayerRef(YOCTO, "scarthgap", "meta-poky", "meta-yocto"),
         LayerRef(oe, "scarthgap", "meta-oe", "meta-openembedded"),
         LayerRef(oe, "scarthgap", "meta-python", "meta-openembedded"),
         LayerRef(MENDER, "scarthgap", "meta-mender-core", "meta-mender"),

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from buildctl.layers.layerinfo import LayerDep, parse_depends, read_layer, recipe_name_version
+from tests.helpers import skips
 from tests.helpers.fixture_layers import LayerSpec, make_layer_repo
 
 
@@ -117,15 +118,12 @@ def test_parse_depends_and_names():
     assert recipe_name_version("packagegroup-base.bb") == ("packagegroup-base", "1.0")
 
 
-# --- the real layers (only when the fetch tool mirrored them) -------------------------------
-MIRROR = "/work/.mirror"
-OE_CORE = f"{MIRROR}/openembedded+openembedded-core/repo"
-RPI = f"{MIRROR}/agherzan+meta-raspberrypi/repo"
-META_OE = f"{MIRROR}/openembedded+meta-openembedded/repo"
-real = pytest.mark.skipif(
-    not all(os.path.isdir(p) for p in (OE_CORE, RPI, META_OE)),
-    reason="real-layer mirrors (openembedded-core, meta-raspberrypi, meta-openembedded) not present under /work/.mirror",
-)
+# --- the real layers, from the yocto kit beside the checkout ------------------------------
+OE_CORE = str(skips.KIT / "git.openembedded.org.openembedded-core")
+RPI = str(skips.KIT / "github.com.agherzan.meta-raspberrypi.git")
+META_OE = str(skips.KIT / "git.openembedded.org.meta-openembedded")
+real = skips.unless(all(os.path.isdir(p) for p in (OE_CORE, RPI, META_OE)),
+                    f"yocto kit not found at {skips.KIT}")
 
 
 @real

@@ -70,7 +70,8 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
                              tune=board.tune or "", family=board.family or "",
                              device_types=tuple(board.mender.device_types),
                              artifact_name=product.artifact_name(board.name, var.name),
-                             signing_key=_key_ref(product), require_signed=product.mender.require_signed))
+                             signing_key=_key_ref(product), require_signed=product.mender.require_signed,
+                             tenant_token=_ref(product, product.mender.tenant_token)))
     return Target(name=product.name, series=product.series,
                   root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
                   cache=product.cache, runtime=product.runtime, image=product.container_image)
@@ -88,7 +89,10 @@ def load_target(path: Path, boards: list[str], variant: str | None, compose_dir:
 def _key_ref(product) -> str | None:
     """The signing key reference, a relative file: path made absolute (from the product's
     directory); the key itself is only read when artifacts are signed."""
-    ref = product.mender.signing_key
+    return _ref(product, product.mender.signing_key)
+
+
+def _ref(product, ref) -> str | None:
     if ref is None:
         return None
     if ref.kind == "file" and not Path(ref.target).expanduser().is_absolute():

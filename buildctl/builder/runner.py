@@ -29,6 +29,7 @@ from buildctl.builder.logparse import BitbakeLog
 from buildctl.builder.report import BoardReport, write_json
 from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
 from buildctl.errors import UserError
+from buildctl.secrets import SecretRef
 
 MODES = ("build", "dry-run", "parse-only")
 
@@ -48,6 +49,7 @@ class BoardJob:
     artifact_name: str | None = None  # the name every .mender must have (gate)
     signing_key: str | None = None  # env:/file: reference; signed here, outside the container
     require_signed: bool = False
+    tenant_token: str | None = None  # env:/file: reference; resolved into the container's environment
 
     @property
     def key(self) -> str:
@@ -286,6 +288,8 @@ class BoardRunner:
         if self.runtime.name == "host":
             env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
             env["LANG"] = env["LC_ALL"] = os.environ.get("LANG", "C.UTF-8")
+        if job.tenant_token:  # the kas file names the variable (env: without a value), never the value
+            env["MENDER_TENANT_TOKEN"] = SecretRef.parse(job.tenant_token).resolve_bytes().decode().strip()
         return env
 
     def _run_phase(self, job: BoardJob, rep: BoardReport, phase_spec) -> int:

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.commands._product import add_product_args, open_lock, open_product
+from buildctl.compose import device_types
 from buildctl.errors import EXIT_PROBLEMS
 from buildctl.preflight.run import validate_product
 from buildctl.repos import RepoCache
@@ -35,12 +36,14 @@ def run(args) -> int:
     cache = RepoCache(ref_dir=args.repo_ref_dir, offline=args.offline)
     boards = product.select_boards(args.board)
     findings = validate_product(product, boards, lock, cache)
+    types = device_types.explain(product, boards, lock, cache)
     errors = [f for f in findings if f.severity == "error"]
     elapsed = time.perf_counter() - t0
     if args.json:
         print_json({"product": product.name, "series": product.series,
                     "boards": [b.name for b in boards], "ok": not errors,
-                    "seconds": round(elapsed, 3), "findings": [f.to_dict() for f in findings]})
+                    "seconds": round(elapsed, 3), "findings": [f.to_dict() for f in findings],
+                    "device_types": [t.as_dict() for t in types]})
     else:
         con = console()
         for f in findings:
@@ -48,6 +51,8 @@ def run(args) -> int:
             loc = f.location()
             con.print(f"[{colour}]{f.severity}[/] [bold]{escape(f.board)}[/] "
                       f"{escape(loc + ': ' if loc else '')}{escape(f.message)} [dim]({f.code})[/]")
+        for t in types:
+            con.print(f"[dim]{escape(device_types.describe(t))}[/]")
         warn = len(findings) - len(errors)
         summary = (f"{len(boards)} boards, series {product.series}: {len(errors)} errors, "
                    f"{warn} warnings ({elapsed:.2f} s)")

@@ -1,27 +1,18 @@
 """BitBake settings generated from the typed manifest fields, grouped in named sections.
 
-Each section becomes one kas ``local_conf_header`` entry. Cache *paths* (DL_DIR, SSTATE_DIR)
-are deliberately absent: the build runtime owns them (one source of truth).
+What is written comes from the table in buildctl/manifest/bitbake_vars.py; this module only
+lays the rows out: one kas ``local_conf_header`` entry per section, in the order kas applies
+them (sorted by name), then the free ``local_conf`` of product, variant and board, the more
+specific last so that it wins. Cache *paths* (DL_DIR, SSTATE_DIR) are absent: the build
+runtime owns them (one source of truth).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from buildctl.manifest import bitbake_vars
+from buildctl.manifest.bitbake_vars import Context
 from buildctl.manifest.model import Board, Product, Variant
-
-# mender.image_types -> meta-mender feature
-IMAGE_FEATURES = {"sdimg": "mender-image-sd", "uefiimg": "mender-image-uefi",
-                  "biosimg": "mender-image-bios", "gptimg": "mender-image-gpt",
-                  "ubimg": "mender-image-ubi"}
-# mender.bootloader -> (features to enable, features to disable)
-BOOTLOADER_FEATURES = {
-    "u-boot": (["mender-uboot"], ["mender-grub"]),
-    "grub-efi": (["mender-grub"], ["mender-uboot"]),
-    "grub-bios": (["mender-grub", "mender-bios"], ["mender-uboot"]),
-    "tegra": ([], ["mender-grub", "mender-uboot"]),
-    "none": ([], ["mender-grub", "mender-uboot"]),
-}
-ALL_DISK_FEATURES = sorted(IMAGE_FEATURES.values())
 
 
 @dataclass(frozen=True)
@@ -34,8 +25,11 @@ class Assignment:
     origin: str = ""  # "file:line (field)" for findings
 
     def render(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.var} {self.op} "{escaped}"'
+        quoted = bitbake_vars.quote(self.value)
+        if quoted is None or not self.value.isprintable() or not self.var.isprintable():
+            # the loader refuses such values with file:line; reaching here is a bug
+            raise ValueError(f"{self.var}: value BitBake could not read back unchanged")
+        return f"{self.var} {self.op} {quoted}"
 
 
 def _origin(obj, *keypath) -> str:
@@ -44,110 +38,9 @@ def _origin(obj, *keypath) -> str:
     return f"{path}:{line}" if line else str(path or "")
 
 
-def mender_section(product: Product, board: Board, variant: Variant) -> list[Assignment]:
-    m = board.mender
-    out: list[Assignment] = []
-    o = lambda *k: _origin(board, "mender", *k)  # noqa: E731
-    if m.device_types:
-        out.append(Assignment("MENDER_DEVICE_TYPE", m.device_types[0], origin=o("device_types")))
-        out.append(Assignment("MENDER_DEVICE_TYPES_COMPATIBLE", " ".join(m.device_types),
-                              origin=o("device_types")))
-    s = m.storage
-    for var, value, key in (("MENDER_STORAGE_DEVICE", s.device, "device"),
-                            ("MENDER_STORAGE_TOTAL_SIZE_MB", s.total_mb, "total_mb"),
-                            ("MENDER_BOOT_PART_SIZE_MB", s.boot_mb, "boot_mb"),
-                            ("MENDER_DATA_PART_SIZE_MB", s.data_mb, "data_mb")):
-        if value is not None:
-            out.append(Assignment(var, str(value), origin=o("storage", key)))
-    if s.alignment_kb:
-        out.append(Assignment("MENDER_PARTITION_ALIGNMENT", str(s.alignment_kb * 1024),
-                              origin=o("storage", "alignment_kb")))
-    enable: list[str] = []
-    disable: list[str] = []
-    if m.bootloader:
-        on, off = BOOTLOADER_FEATURES[m.bootloader]
-        enable += on
-        disable += off
-    disk = [IMAGE_FEATURES[t] for t in m.image_types if t in IMAGE_FEATURES]
-    if disk:
-        enable += disk
-        disable += [f for f in ALL_DISK_FEATURES if f not in disk]
-    if enable:
-        out.append(Assignment("MENDER_FEATURES_ENABLE:append", " " + " ".join(enable),
-                              origin=o("bootloader")))
-    if disable:
-        out.append(Assignment("MENDER_FEATURES_DISABLE:append", " " + " ".join(disable),
-                              origin=o("image_types")))
-    out.append(Assignment("MENDER_ARTIFACT_NAME", product.artifact_name(board.name, variant.name),
-                          origin=_origin(product, "release", "artifact_name")))
-    pm = product.mender
-    if pm.server_url:
-        out.append(Assignment("MENDER_SERVER_URL", pm.server_url,
-                              origin=_origin(product, "mender", "server_url")))
-    if pm.update_poll_interval_s:
-        out.append(Assignment("MENDER_UPDATE_POLL_INTERVAL_SECONDS", str(pm.update_poll_interval_s),
-                              origin=_origin(product, "mender", "update_poll_interval_s")))
-    if pm.inventory_poll_interval_s:
-        out.append(Assignment("MENDER_INVENTORY_POLL_INTERVAL_SECONDS",
-                              str(pm.inventory_poll_interval_s),
-                              origin=_origin(product, "mender", "inventory_poll_interval_s")))
-    # Signing happens outside the build container (buildctl artifact sign): no private key here.
-    return out
-
-
-def cache_section(product: Product) -> list[Assignment]:
-    """The signature handler that goes with the hash-equivalence choice.
-
-    Server addresses and mirrors are environment settings (see ``cache_env``): BitBake reads
-    them from the environment before local.conf, so a local.conf value would override the
-    shared server and mirrors the build runtime chooses for each phase.
-    """
-    if product.cache.hashserve is None:
-        return []  # the distro's choice
-    handler = "OEBasicHash" if product.cache.hashserve == "none" else "OEEquivHash"
-    return [Assignment("BB_SIGNATURE_HANDLER", handler, origin=_origin(product, "cache", "hashserve"))]
-
-
-def cache_env(product: Product) -> dict[str, str]:
-    """kas ``env`` defaults from the manifest's cache settings (the process environment wins,
-    which is how ``buildctl build`` passes the per-run values). No cache paths: the runtime
-    owns DL_DIR and SSTATE_DIR."""
-    c = product.cache
-    env = {}
-    if c.hashserve is not None:
-        env["BB_HASHSERVE"] = "" if c.hashserve == "none" else c.hashserve
-    if c.hashserve_upstream:
-        env["BB_HASHSERVE_UPSTREAM"] = c.hashserve_upstream
-    if c.sstate_mirrors:
-        env["SSTATE_MIRRORS"] = " ".join(c.sstate_mirrors)
-    return env
-
-
-def sbom_section(product: Product) -> list[Assignment]:
-    out: list[Assignment] = []
-    o = lambda k: _origin(product, "sbom", k)  # noqa: E731
-    if product.sbom.spdx:
-        out.append(Assignment("INHERIT", " create-spdx", op="+=", origin=o("spdx")))
-        if product.sbom.include_sources:
-            out.append(Assignment("SPDX_INCLUDE_SOURCES", "1", origin=o("include_sources")))
-    return out
-
-
-def image_section(product: Product, board: Board, variant: Variant) -> list[Assignment]:
-    out: list[Assignment] = []
-    pkgs: list[str] = []
-    for p in (*product.packages, *board.packages, *variant.packages):
-        if p not in pkgs:
-            pkgs.append(p)
-    if pkgs:
-        out.append(Assignment("IMAGE_INSTALL:append", " " + " ".join(pkgs),
-                              origin=_origin(product, "packages")))
-    feats = list(product.image_features) + [f for f in variant.image_features
-                                            if f not in product.image_features]
-    if feats:
-        out.append(Assignment("EXTRA_IMAGE_FEATURES", " " + " ".join(feats), op="+=",
-                              origin=_origin(product, "image_features")))
-    return out
+def _row_origin(row: bitbake_vars.Binding, c: Context) -> str:
+    owner = c.board if row.scope == "board" else c.product
+    return _origin(owner, *row.keypath)
 
 
 def _free(obj, mapping: dict[str, str], *keypath) -> list[Assignment]:
@@ -156,19 +49,38 @@ def _free(obj, mapping: dict[str, str], *keypath) -> list[Assignment]:
             for var, value in mapping.items()]
 
 
-def sections(product: Product, board: Board, variant: Variant) -> dict[str, list[Assignment]]:
+def sections(product: Product, board: Board, variant: Variant,
+             verify_key_path: str | None = None) -> dict[str, list[Assignment]]:
     """The named local.conf sections for one board and variant, in the order kas applies them."""
-    secs = {
-        "10-buildctl-mender": mender_section(product, board, variant),
-        "20-buildctl-cache": cache_section(product),
-        "30-buildctl-sbom": sbom_section(product),
-        "40-buildctl-image": image_section(product, board, variant),
-        "50-board": _free(board, board.local_conf, "local_conf"),
-        "60-product": _free(product, product.local_conf, "local_conf"),
-        f"70-variant-{variant.name}": _free(product, variant.local_conf, "variants", variant.name,
-                                             "local_conf"),
-    }
+    c = Context(product, board, variant, verify_key_path)
+    secs: dict[str, list[Assignment]] = {}
+    for row in bitbake_vars.local_conf_rows():
+        value = row.render(c)
+        if value is not None:
+            secs.setdefault(row.section, []).append(
+                Assignment(row.var, value, row.op, origin=_row_origin(row, c)))
+    # product-wide first, then the variant, then the board (its own file and the product's
+    # board_overrides, merged by the loader): the more specific setting is written later
+    secs["50-product"] = _free(product, product.local_conf, "local_conf")
+    secs[f"60-variant-{variant.name}"] = _free(product, variant.local_conf, "variants",
+                                               variant.name, "local_conf")
+    secs["70-board"] = _free(board, board.local_conf, "local_conf")
     return {k: v for k, v in secs.items() if v}
+
+
+def kas_env(product: Product, board: Board, variant: Variant) -> dict[str, str | None]:
+    """kas ``env`` entries: defaults BitBake reads from the environment (the process
+    environment wins, which is how ``buildctl build`` passes per-run values), and secrets by
+    name only (None: kas forwards the variable if the build's environment has it, and
+    ``buildctl build`` resolves the manifest's reference into that environment)."""
+    c = Context(product, board, variant)
+    env: dict[str, str | None] = {}
+    for row in bitbake_vars.env_rows():
+        value = row.render(c)
+        if value is None:
+            continue
+        env[row.var] = None if row.where == bitbake_vars.KAS_ENV_SECRET else value
+    return env
 
 
 def render(assignments: list[Assignment]) -> str:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 from buildctl.layers import bbconf
+from buildctl.manifest import bitbake_vars
 
 KNOWN_SERIES = ("kirkstone", "langdale", "mickledore", "nanbield", "scarthgap", "styhead",
                 "walnascar", "whinlatter", "wrynose", "blacksail")
 EXCLUDED = {"excluded", "disabled", "n", "no", "false", "0"}
 
-# (variable, operator) -> typed destination
-STORAGE = {"MENDER_STORAGE_DEVICE": "device", "MENDER_STORAGE_TOTAL_SIZE_MB": "total_mb",
-           "MENDER_BOOT_PART_SIZE_MB": "boot_mb", "MENDER_DATA_PART_SIZE_MB": "data_mb"}
+# (variable, operator) -> the table row whose field the assignment becomes
+REVERSE = bitbake_vars.reverse_rules()
 
 
 @dataclass
@@ -140,44 +140,48 @@ def _statements(config: dict, source: Path, notes: list[str]) -> list[_Stmt]:
 def _typed(stmts: list[_Stmt], board: dict, product: dict, notes: list[str], source: Path) -> list[_Stmt]:
     """Move statements that a typed field owns into that field; return the rest."""
     rest = []
-    mender = board.setdefault("mender", {})
+    board.setdefault("mender", {})
     for s in stmts:
-        if s.key in STORAGE and s.op == "=":
-            value = s.value
-            mender.setdefault("storage", {})[STORAGE[s.key]] = int(value) if value.isdigit() else value
-        elif s.key == "MENDER_DEVICE_TYPE" and s.op == "=":
-            types = mender.get("device_types", [])
-            mender["device_types"] = [s.value] + [t for t in types if t != s.value]
-        elif s.key == "MENDER_DEVICE_TYPES_COMPATIBLE" and s.op == "=":
-            first = mender.get("device_types", [])[:1]
-            mender["device_types"] = first + [t for t in s.value.split() if t not in first]
-        elif s.key in ("IMAGE_INSTALL:append", "IMAGE_INSTALL") and s.op in ("=", "+=") and \
-                (s.key.endswith(":append") or s.op == "+="):
-            board.setdefault("packages", []).extend(p for p in s.value.split()
-                                                    if p not in board.get("packages", []))
-        elif s.key in ("EXTRA_IMAGE_FEATURES", "EXTRA_IMAGE_FEATURES:append") and s.op in ("+=", "="):
-            board.setdefault("image_features", []).extend(s.value.split())
-        elif s.key == "MENDER_ARTIFACT_NAME" and s.op == "=":
-            board["_artifact_name"] = s.value
-        elif s.key == "MENDER_SERVER_URL" and s.op == "=":
-            product.setdefault("mender", {})["server_url"] = s.value
-        elif s.key == "MENDER_TENANT_TOKEN":
-            product.setdefault("mender", {})["tenant_token"] = "env:MENDER_TENANT_TOKEN"
-            notes.append(f"{source}: MENDER_TENANT_TOKEN value not imported; the product reads it "
-                         "from env:MENDER_TENANT_TOKEN")
-        elif s.key in ("DL_DIR", "SSTATE_DIR") and s.op in ("=", "?="):
-            product.setdefault("cache", {})["dl_dir" if s.key == "DL_DIR" else "sstate_dir"] = s.value
-        elif s.key == "SSTATE_MIRRORS" and s.op in ("=", "?=", "+="):
-            mirrors = s.value.replace("\\n", " ").split()
-            product.setdefault("cache", {})["sstate_mirrors"] = [
-                f"{mirrors[i]} {mirrors[i + 1]}" for i in range(0, len(mirrors) - 1, 2)]
-        elif s.key == "BB_HASHSERVE" and s.op in ("=", "?="):
-            product.setdefault("cache", {})["hashserve"] = s.value
-        elif s.key == "INHERIT" and s.op == "+=" and s.value.split() == ["create-spdx"]:
-            product.setdefault("sbom", {})["spdx"] = True
-        else:
+        row = REVERSE.get((s.key, s.op))
+        if row is None or not _reverse(row, s, board, product, notes, source):
             rest.append(s)
     return rest
+
+
+def _reverse(row: bitbake_vars.Binding, s: _Stmt, board: dict, product: dict, notes: list[str],
+             source: Path) -> bool:
+    """Apply the row's reverse rule (see bitbake_vars.Reverse); False if it does not apply."""
+    r = row.reverse
+    target = board if r.scope == "board" else product
+    *parents, last = r.path
+    for key in parents:
+        target = target.setdefault(key, {})
+    value = s.value
+    if r.kind == "scalar":
+        target[last] = int(value) if value.isdigit() else value
+    elif r.kind == "words":
+        items = target.setdefault(last, [])
+        items.extend(w for w in value.split() if w not in items)
+    elif r.kind == "first":
+        target[last] = [value] + [t for t in target.get(last, []) if t != value]
+    elif r.kind == "rest":
+        first = target.get(last, [])[:1]
+        target[last] = first + [t for t in value.split() if t not in first]
+    elif r.kind == "secret":
+        target[last] = f"env:{row.base}"
+        notes.append(f"{source}: {row.base} value not imported; the product reads it from env:{row.base}")
+    elif r.kind == "pairs":
+        words = value.replace("\\n", " ").split()
+        target[last] = [f"{words[i]} {words[i + 1]}" for i in range(0, len(words) - 1, 2)]
+    elif r.kind == "inherit":
+        if value.split() != ["create-spdx"]:
+            return False
+        target[last] = True
+    elif r.kind == "artifact-name":
+        board["_artifact_name"] = value  # product-wide only: checked once every board is read
+    else:
+        raise ValueError(f"unknown reverse rule {r.kind}")
+    return True
 
 
 def _local_conf(stmts: list[_Stmt], notes: list[str], source: Path) -> dict:

@@ -8,33 +8,81 @@ from dataclasses import replace
 from pathlib import Path
 
 from buildctl.errors import ManifestError
-from buildctl.manifest import schema
+from buildctl.manifest import bitbake_vars, schema
 from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Product, ProductMender, Publish,
                                      Ref, Release, Repo, Sbom, Storage, Variant)
-from buildctl.manifest.yamlsrc import SourceMap, load as load_yaml
-from buildctl.refs import SecretRef
+from buildctl.manifest.yamlsrc import SourceMap, dotted, load as load_yaml
+from buildctl.secrets import SecretRef
 
 # Variables that typed fields own: setting them in local_conf would fight the field.
-OWNED_VARIABLES = {
-    "MACHINE": "the board's machine", "DISTRO": "the product's distro",
-    "DL_DIR": "cache.dl_dir", "SSTATE_DIR": "cache.sstate_dir",
-    "SSTATE_MIRRORS": "cache.sstate_mirrors", "BB_HASHSERVE": "cache.hashserve",
-    "BB_HASHSERVE_UPSTREAM": "cache.hashserve_upstream", "BB_NO_NETWORK": "cache.hermetic",
-    "MENDER_DEVICE_TYPE": "mender.device_types", "MENDER_DEVICE_TYPES_COMPATIBLE": "mender.device_types",
-    "MENDER_STORAGE_DEVICE": "mender.storage.device",
-    "MENDER_STORAGE_TOTAL_SIZE_MB": "mender.storage.total_mb",
-    "MENDER_BOOT_PART_SIZE_MB": "mender.storage.boot_mb",
-    "MENDER_DATA_PART_SIZE_MB": "mender.storage.data_mb",
-    "MENDER_ARTIFACT_NAME": "release.artifact_name", "MENDER_SERVER_URL": "mender.server_url",
-    "MENDER_TENANT_TOKEN": "mender.tenant_token",
-    "MENDER_ARTIFACT_SIGNING_KEY": "mender.signing_key",
-    "MENDER_ARTIFACT_VERIFY_KEY": "mender.verify_key",
-    "MENDER_FEATURES": "mender.bootloader / mender.image_types",
-    "IMAGE_INSTALL": "packages", "EXTRA_IMAGE_FEATURES": "image_features",
-    "SOURCE_DATE_EPOCH": "the product repository's last commit",
+OWNED_VARIABLES = bitbake_vars.owned_variables()
+_FREE_TEXT = {"description"}  # top-level fields that never reach a BitBake or kas file
+# Fields the schema accepts that nothing consumes yet, refused until their issue lands (then
+# delete the entry): keypath -> (is the value a request?, what to say)
+NOT_SUPPORTED_YET = {
+    ("sbom", "cyclonedx"): (lambda v: v is True, "CycloneDX SBOMs are not supported yet "
+                                                  "(remove the field or set it to false)"),
+    ("publish",): (lambda v: bool(v), "publishing is not supported yet (remove publish:)"),
 }
 _SECRETISH = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY)", re.I)
 _TEMPLATE_KEYS = {"product", "version", "board", "variant", "series"}
+
+
+def _one_line(data, smap: SourceMap, keypath: tuple = ()) -> None:
+    """Every name and string that can reach a BitBake or kas file is one printable line.
+
+    (A schema pattern's ``$`` also matches before a final newline: this check is the guard.)
+    """
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not keypath and key in _FREE_TEXT:
+                continue
+            if not key.isprintable():  # the field is its parent: the name itself is not printable
+                raise ManifestError(smap.path, f"name {_show(key)} is not one line of printable text",
+                                    line=smap.line(keypath + (key,)), field=dotted(keypath) or None)
+            _one_line(value, smap, keypath + (key,))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _one_line(item, smap, keypath + (i,))
+    elif isinstance(data, str) and not data.isprintable():
+        raise smap.error(keypath, f"{_show(data)} is not one line of printable text "
+                                  "(no newlines, tabs or control characters)")
+    elif isinstance(data, str) and bitbake_vars.quote(data) is None:
+        raise smap.error(keypath, "BitBake cannot read a value holding exactly one \" and exactly "
+                                  "one ' (drop or double one of them)")
+
+
+def _show(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def refuse_unsupported(data: dict, smap: SourceMap) -> None:
+    """One line for a field that is accepted by the schema but not consumed yet."""
+    for keypath, (requested, message) in NOT_SUPPORTED_YET.items():
+        node = data
+        for key in keypath:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None and requested(node):
+            raise smap.error(keypath, message)
+
+
+def _artifact_template(text: str, smap: SourceMap) -> None:
+    """Only the documented placeholders, bare: no format specs, conversions, attributes or
+    indexes (``{board:>99999999}`` would build a huge name, ``{board.__class__}`` leak)."""
+    keypath = ("release", "artifact_name")
+    known = ", ".join("{" + k + "}" for k in sorted(_TEMPLATE_KEYS))
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise smap.error(keypath, f"bad template: {exc} (placeholders: {known})") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in _TEMPLATE_KEYS:
+            raise smap.error(keypath, f"unknown placeholder {{{name[:40]}}} (known: {known})")
+        if spec or conversion:
+            raise smap.error(keypath, f"placeholder {{{name}}} takes no format spec or conversion "
+                                      f"(known: {known})")
 
 
 def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str, ConfValue]:
@@ -45,7 +93,7 @@ def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str,
             op, value = value["op"], value["value"]
         base = var.split(":", 1)[0]
         if base in OWNED_VARIABLES:
-            raise smap.error(keypath + (var,), f"{base} is set by {OWNED_VARIABLES[base]}; "
+            raise smap.error(keypath + (var,), f"{base} is set by the field {OWNED_VARIABLES[base]}; "
                                                 "use that field instead of local_conf")
         if isinstance(value, bool):
             value = "1" if value else "0"
@@ -53,8 +101,9 @@ def _owned_check(local_conf: dict, smap: SourceMap, keypath: tuple) -> dict[str,
         if _SECRETISH.search(base) and value and not SecretRef.is_ref(value):
             raise smap.error(keypath + (var,), "looks like a secret: manifests hold references "
                                                 "(env:NAME or file:PATH), never values")
-        if "\n" in value:
-            raise smap.error(keypath + (var,), "values must be one line")
+        if bitbake_vars.quote(value) is None:
+            raise smap.error(keypath + (var,), "BitBake cannot read a value holding exactly one \" "
+                                                "and exactly one ' (drop or double one of them)")
         out[var] = ConfValue(value, op)
     return out
 
@@ -69,11 +118,21 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         path = None
         if "path" in r:
             path = (base / r["path"]).resolve()
+        extends = "url" not in r and "path" not in r
+        if extends and r.get("patches"):
+            raise smap.error(keypath + (name, "patches"), "patches of a core repo go with the repo in "
+                                                          "the product manifest")
+        patches = []
+        for i, patch in enumerate(r.get("patches") or ()):
+            p = (base / patch).resolve()
+            if not p.is_file():
+                raise smap.error(keypath + (name, "patches", i), f"no patch file {p}")
+            patches.append(str(p))
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
                            layers=tuple(r["layers"]) if "layers" in r else (".",),
-                           patches=tuple(r.get("patches") or ()), source=smap.path,
+                           patches=tuple(patches), source=smap.path,
                            line=smap.line(keypath + (name,)),
-                           extends="url" not in r and "path" not in r)
+                           extends=extends)
     return repos
 
 
@@ -98,6 +157,8 @@ def _board_mender(d: dict | None, base: BoardMender | None = None) -> BoardMende
 def load_board(path: Path, name: str | None = None) -> Board:
     path = Path(path)
     data, smap = load_yaml(path)
+    if isinstance(data, dict):
+        _one_line(data, smap)
     schema.validate(data, "board", smap)
     return Board(
         name=name or path.stem,
@@ -144,20 +205,17 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
     data, smap = load_yaml(path)
     if not isinstance(data, dict):
         raise ManifestError(path, "a product manifest is a mapping of fields")
+    _one_line(data, smap)
     schema.validate(data, "product", smap)
+    refuse_unsupported(data, smap)
     here = path.parent.resolve()
 
     release = Release(version=str(data["release"]["version"]),
                       artifact_name=data["release"].get("artifact_name", "{product}-{version}-{board}"))
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(release.artifact_name) if f is not None}
-    except ValueError as exc:
-        raise smap.error(("release", "artifact_name"), f"bad template: {exc}") from None
-    bad = sorted(fields - _TEMPLATE_KEYS)
-    if bad:
-        raise smap.error(("release", "artifact_name"),
-                         f"unknown placeholder {{{bad[0]}}} (known: "
-                         + ", ".join("{" + k + "}" for k in sorted(_TEMPLATE_KEYS)) + ")")
+    _artifact_template(release.artifact_name, smap)
+    if bitbake_vars.quote(release.artifact_name) is None:
+        raise smap.error(("release", "artifact_name"), "BitBake cannot read a name holding exactly "
+                                                       "one \" and exactly one '")
 
     variants = {name: Variant(name=name, packages=tuple((v or {}).get("packages", ())),
                               image_features=tuple((v or {}).get("image_features", ())),

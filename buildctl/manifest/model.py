@@ -6,7 +6,7 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 from buildctl.manifest.yamlsrc import SourceMap
-from buildctl.refs import SecretRef
+from buildctl.secrets import SecretRef
 
 
 class ConfValue(str):
@@ -34,7 +34,7 @@ class Repo:
     path: Path | None  # local repos (absolute, resolved against the manifest's directory)
     refs: dict[str, Ref]  # series -> ref
     layers: tuple[str, ...]  # layer dirs inside the repo ("." = the repo root)
-    patches: tuple[str, ...] = ()
+    patches: tuple[str, ...] = ()  # absolute paths of patch files, applied in this order
     source: Path | None = None  # manifest that declared it
     line: int | None = None
     extends: bool = False  # board only: more layers of the product's core repo of this id

@@ -78,9 +78,8 @@ def _floating(product: Product, board: Board, lock: Lock | None) -> list[Finding
 def _mender(product: Product, board: Board) -> list[Finding]:
     m = board.mender
     out = []
-    if not m.device_types:
-        out.append(_f(board, "mender-device-type", "mender.device_types is missing: every artifact "
-                      "must name the devices it may be installed on", "mender"))
+    # no mender.device_types: the layers' own value applies (meta-mender: MACHINE; BSP
+    # integration layers may set theirs); validate prints the effective one per board
     s = m.storage
     if s.total_mb is None or s.data_mb is None:
         out.append(_f(board, "mender-storage", "mender.storage needs total_mb and data_mb "
@@ -107,10 +106,26 @@ def _mender(product: Product, board: Board) -> list[Finding]:
     if "mender" not in m.image_types:
         out.append(_f(board, "mender-artifact", "image_types has no 'mender': no OTA artifact "
                       "would be built", "mender", "image_types", severity="warning"))
-    if product.mender.require_signed and not product.mender.signing_key:
-        out.append(Finding(board.name, "mender-signing", "require_signed without signing_key",
-                           str(product.path), product.line("mender"), "error"))
+    out += signing(product, board)
     return out
+
+
+def signing(product: Product, board: Board) -> list[Finding]:
+    """Devices and releases must agree on signatures: a device without a verification key
+    installs any artifact, one with a key refuses unsigned ones."""
+    pm = product.mender
+    where = (str(product.path), product.line("mender"))
+    if pm.require_signed and not pm.signing_key:
+        return [Finding(board.name, "mender-signing", "require_signed without signing_key", *where, "error")]
+    if pm.signing_key and not pm.require_signed and not pm.verify_key:
+        return [Finding(board.name, "mender-signing", "releases are signed but devices would accept "
+                        "unsigned artifacts: set mender.require_signed (devices get the signing "
+                        "key's public half) or mender.verify_key", *where, "error")]
+    if pm.verify_key and not pm.signing_key:
+        return [Finding(board.name, "mender-signing", "devices verify signatures (mender.verify_key) "
+                        "but releases are not signed: set mender.signing_key, or every update will "
+                        "be refused", *where, "error")]
+    return []
 
 
 def board_statements(product: Product, board: Board, variant) -> list[bbconf.Statement]:

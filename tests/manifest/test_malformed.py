@@ -43,8 +43,8 @@ GOOD_PRODUCT = textwrap.dedent("""\
     variants: {release: {}, debug: {packages: [strace]}}
     mender: {signing_key: "env:SIGNING_KEY", require_signed: true}
     cache: {hashserve: auto}
-    publish:
-      artifactory: {url: https://artifactory.example.com, repository: r, token: "env:AF_TOKEN"}
+    sbom: {spdx: true, cyclonedx: false}
+    description: "two\\nlines: free text never reaches BitBake"
     """)
 
 
@@ -75,8 +75,8 @@ BOARD_CASES = [
     ("device not under /dev", _sub(GOOD_BOARD, "device: /dev/sda", "device: sda"), 13, r"'sda' is not a device path under /dev"),
     ("empty device types", _sub(GOOD_BOARD, "device_types: [qemux86-64]", "device_types: []"), 10, r"device_types: must not be empty"),
     ("duplicate key", _sub(GOOD_BOARD, "series: [scarthgap]\n", "series: [scarthgap]\nseries: [kirkstone]\n"), 3, r"duplicate key 'series'"),
-    ("local_conf owns MACHINE", _sub(GOOD_BOARD, 'FOO: "1"', 'MACHINE: "x"'), 15, r"MACHINE is set by the board's machine"),
-    ("local_conf owns DL_DIR", _sub(GOOD_BOARD, 'FOO: "1"', 'DL_DIR: "/x"'), 15, r"DL_DIR is set by cache\.dl_dir"),
+    ("local_conf owns MACHINE", _sub(GOOD_BOARD, 'FOO: "1"', 'MACHINE: "x"'), 15, r"MACHINE is set by the field machine"),
+    ("local_conf owns DL_DIR", _sub(GOOD_BOARD, 'FOO: "1"', 'DL_DIR: "/x"'), 15, r"DL_DIR is set by the field cache\.dl_dir"),
     ("local_conf owns MENDER_STORAGE_DEVICE:override", _sub(GOOD_BOARD, 'FOO: "1"', 'MENDER_STORAGE_DEVICE:rpi: "/dev/x"'), 15, r"use that field instead"),
     ("local_conf secret value", _sub(GOOD_BOARD, 'FOO: "1"', 'MENDER_TENANT_TOKEN_X: "abcd"'), 15, r"looks like a secret"),
     ("local_conf bad variable name", _sub(GOOD_BOARD, 'FOO: "1"', '"FOO BAR": "1"'), 15, r"invalid name 'FOO BAR'"),
@@ -84,11 +84,21 @@ BOARD_CASES = [
     ("invalid yaml", _sub(GOOD_BOARD, "series: [scarthgap]", "series: [scarthgap"), None, r"invalid YAML"),
     ("python tag", _sub(GOOD_BOARD, 'FOO: "1"', "FOO: !!python/object:os.system x"), 15, r"YAML tag .* is not allowed"),
     ("not a mapping", "- a\n- b\n", 1, r"must be an object|must be a"),
+    # injection: whatever reaches a BitBake file is one printable line (a schema `$` is no guard)
+    ("newline in machine", _sub(GOOD_BOARD, "machine: qemux86-64", 'machine: "qemux86-64\\nINHERIT += \\"evil\\""'), 1, r"machine: 'qemux86-64\\nINHERIT.* is not one line of printable text"),
+    ("trailing newline in machine", _sub(GOOD_BOARD, "machine: qemux86-64", 'machine: "qemux86-64\\n"'), 1, r"machine: .* is not one line"),
+    ("newline in local_conf value", _sub(GOOD_BOARD, 'FOO: "1"', 'FOO: "1\\nBAR = \\"2\\""'), 15, r"local_conf\.FOO: .* is not one line of printable text"),
+    ("newline in local_conf name", _sub(GOOD_BOARD, 'FOO: "1"', '"FOO\\nBAR": "1"'), 15, r"local_conf: name 'FOO\\nBAR' is not one line"),
+    ("tab in storage device", _sub(GOOD_BOARD, "device: /dev/sda", 'device: "/dev/sda\\t"'), 13, r"storage\.device: .* not one line"),
+    ("escape in package", GOOD_BOARD + 'packages: ["vim\\e[31m"]\n', 16, r"packages\[0\]: .* not one line"),
+    ("line separator in device type", _sub(GOOD_BOARD, "device_types: [qemux86-64]", 'device_types: ["a\\u2028b"]'), 10, r"device_types\[0\]: .* not one line"),
+    ("unquotable local_conf value", _sub(GOOD_BOARD, 'FOO: "1"', """FOO: 'it''s a "x'"""), 15, r"local_conf\.FOO: BitBake cannot read a value holding exactly one"),
+    ("local_conf owns the verify key", _sub(GOOD_BOARD, 'FOO: "1"', 'MENDER_ARTIFACT_VERIFY_KEY: "/k.pem"'), 15, r"set by the field mender\.verify_key"),
 ]
 
 PRODUCT_CASES = [
     ("missing release", _sub(GOOD_PRODUCT, 'release: {version: 1.0.0, artifact_name: "{product}-{version}-{board}"}\n', ""), 1, r"release: required field is missing"),
-    ("literal token", _sub(GOOD_PRODUCT, '"env:AF_TOKEN"', "s3cr3t-value"), 16, r"publish\.artifactory\.token: 's3cr3t-value' is not a secret reference"),
+    ("literal token", _sub(GOOD_PRODUCT, "mender: {", "mender: {tenant_token: s3cr3t-value, "), 13, r"mender\.tenant_token: 's3cr3t-value' is not a secret reference"),
     ("signing key literal", _sub(GOOD_PRODUCT, '"env:SIGNING_KEY"', '"-----BEGIN"'), 13, r"mender\.signing_key: .* is not a secret reference"),
     ("require_signed without key", _sub(GOOD_PRODUCT, 'signing_key: "env:SIGNING_KEY", ', ""), 13, r"require_signed needs mender\.signing_key"),
     ("unknown board", _sub(GOOD_PRODUCT, "boards: [qemux86-64]", "boards: [qemux86-64, nosuchboard]"), 10, r"boards\[1\]: no board manifest .*nosuchboard\.yml"),
@@ -101,6 +111,24 @@ PRODUCT_CASES = [
     ("server url not http", _sub(GOOD_PRODUCT, 'mender: {', 'mender: {server_url: "ftp://x", '), 13, r"server_url: 'ftp://x' is not an http\(s\) URL"),
     ("target wrong type", _sub(GOOD_PRODUCT, "target: core-image-minimal", "target: {a: 1}"), 4, r"target"),
     ("empty file", "", None, r"file is empty"),
+    # accepted by the schema but not consumed yet: one line, until their issues land
+    ("cyclonedx not supported yet", _sub(GOOD_PRODUCT, "cyclonedx: false", "cyclonedx: true"), 15, r"sbom\.cyclonedx: CycloneDX SBOMs are not supported yet"),
+    ("publish not supported yet", GOOD_PRODUCT + "publish:\n  mender: {url: https://x.example.com}\n", 17, r"publish: publishing is not supported yet"),
+    # artifact_name: documented placeholders only, bare
+    ("format spec bomb", _sub(GOOD_PRODUCT, "{board}\"", "{board:>999999999}\""), 11, r"placeholder \{board\} takes no format spec"),
+    ("attribute access", _sub(GOOD_PRODUCT, "{board}\"", "{board.__class__}\""), 11, r"unknown placeholder \{board\.__class__\}"),
+    ("indexing", _sub(GOOD_PRODUCT, "{board}\"", "{board[0]}\""), 11, r"unknown placeholder \{board\[0\]\}"),
+    ("conversion", _sub(GOOD_PRODUCT, "{board}\"", "{board!r}\""), 11, r"takes no format spec or conversion"),
+    ("positional placeholder", _sub(GOOD_PRODUCT, "{board}\"", "{}\""), 11, r"unknown placeholder \{\}"),
+    ("unbalanced brace", _sub(GOOD_PRODUCT, "{board}\"", "{board\""), 11, r"bad template"),
+    # injection through product fields
+    ("newline in version", _sub(GOOD_PRODUCT, "version: 1.0.0", 'version: "1.0.0\\nX"'), 11, r"release\.version: .* not one line"),
+    ("trailing newline in distro", _sub(GOOD_PRODUCT, "distro: poky", 'distro: "poky\\n"'), 3, r"distro: .* not one line"),
+    ("newline in server url", _sub(GOOD_PRODUCT, "mender: {", 'mender: {server_url: "https://x\\nMENDER_X = 1", '), 13, r"mender\.server_url: .* not one line"),
+    ("newline in secret reference", _sub(GOOD_PRODUCT, '"env:SIGNING_KEY"', '"env:SIGNING_KEY\\n"'), 13, r"mender\.signing_key: .* not one line"),
+    ("newline in mirror", _sub(GOOD_PRODUCT, "hashserve: auto", 'hashserve: auto, sstate_mirrors: ["file://.* http://m/PATH\\n"]'), 14, r"cache\.sstate_mirrors\[0\]: .* not one line"),
+    ("unquotable server url", _sub(GOOD_PRODUCT, "mender: {", '''mender: {server_url: "https://x/it's/\\"a", '''), 13, r"mender\.server_url: BitBake cannot read a value holding exactly one"),
+    ("carriage return in artifact name", _sub(GOOD_PRODUCT, "{board}\"", "{board}\\r\""), 11, r"release\.artifact_name: .* not one line"),
 ]
 
 

@@ -52,13 +52,35 @@ def test_bootloader_that_the_image_type_cannot_use(tmp_path):
                for x in f)
 
 
-def test_missing_device_type(tmp_path):
+def test_missing_device_type_is_left_to_the_layers(tmp_path):
     path = simple_product(tmp_path)
     data = board_data("qemux86-64")
     del data["mender"]["device_types"]
     write_yaml(tmp_path / "machines" / "qemux86-64.yml", data)
     product = load_product(path)
-    assert "mender-device-type" in codes(check_board(product, product.boards["qemux86-64"], None))
+    assert check_board(product, product.boards["qemux86-64"], None) == []
+
+
+@pytest.mark.parametrize("mender,message", [
+    ({"signing_key": "env:K"}, "releases are signed but devices would accept unsigned artifacts"),
+    ({"verify_key": "file:v.pem"}, "devices verify signatures (mender.verify_key) but releases are not signed"),
+    ({"signing_key": "env:K", "require_signed": True}, None),
+    ({"signing_key": "env:K", "verify_key": "file:v.pem"}, None),
+    ({}, None),
+])
+def test_devices_and_releases_agree_on_signatures(tmp_path, mender, message):
+    import yaml
+    path = simple_product(tmp_path)
+    d = yaml.safe_load(path.read_text())
+    d["mender"] = mender
+    write_yaml(path, d)
+    product = load_product(path)
+    found = [f for f in check_board(product, product.boards["qemux86-64"], None) if f.code == "mender-signing"]
+    if message is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and message in found[0].message and found[0].severity == "error"
+        assert found[0].file.endswith("demo.yml") and found[0].line is not None
 
 
 def test_floating_ref_unless_locked(tmp_path):

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
                                                              encode_dss_signature)
 
 from buildctl.ota.mender.errors import ArtifactError, SigningKeyError
-from buildctl.refs import SecretRef
+from buildctl.secrets import SecretRef
 
 
 def _key_bytes(source: str | bytes | Path, what: str) -> tuple[bytes, str]:

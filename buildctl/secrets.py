@@ -8,7 +8,7 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 
-_REF = re.compile(r"^(env):([A-Za-z_][A-Za-z0-9_]*)$|^(file):(.+)$")
+_REF = re.compile(r"(env):([A-Za-z_][A-Za-z0-9_]*)|(file):(.+)")  # used with fullmatch
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,14 @@ class SecretRef:
 
     @classmethod
     def parse(cls, text: str) -> "SecretRef":
-        m = _REF.match(text or "")
+        m = _REF.fullmatch(text or "")
         if not m:
             raise ValueError(f"{text!r} is not a secret reference (use env:NAME or file:PATH)")
         return cls(m.group(1), m.group(2)) if m.group(1) else cls(m.group(3), m.group(4))
 
     @staticmethod
     def is_ref(text: str) -> bool:
-        return bool(_REF.match(text or ""))
+        return bool(_REF.fullmatch(text or ""))
 
     def resolve_bytes(self, base: Path | None = None) -> bytes:
         """The secret's value. Never log or print what this returns."""

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
 
+from tests.helpers import skips
 from tests.helpers.fixture_layers import git  # noqa: F401 (the build tests import it from here)
 
 HERE = Path(__file__).parent
@@ -22,6 +24,20 @@ export BBPATH="$BUILDDIR"
 export BB_ENV_PASSTHROUGH_ADDITIONS="ALL_PROXY BBPATH_EXTRA BB_NO_NETWORK BB_NUMBER_THREADS BB_SETSCENE_ENFORCE BB_SRCREV_POLICY DISTRO FTPS_PROXY FTP_PROXY GIT_PROXY_COMMAND HTTPS_PROXY HTTP_PROXY MACHINE NO_PROXY PARALLEL_MAKE SCREENDIR SDKMACHINE SOCKS5_PASSWD SOCKS5_USER SSH_AGENT_PID SSH_AUTH_SOCK STAMPS_DIR TCLIBC TCMODE all_proxy ftp_proxy ftps_proxy http_proxy https_proxy no_proxy"
 cd "$BUILDDIR"
 """
+
+def export_kit_bitbake(dest: Path, branch: str = "2.8") -> Path:
+    """BitBake's tree at ``branch`` of the kit's bitbake (scarthgap's, as products/demo.yml pins
+    it) written to dest, never committed to this repository, with the tests' hashequiv client
+    helper beside its lib/hashserv."""
+    kit_repo = skips.kit_repo("git.openembedded.org.bitbake")
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-c", "safe.directory=*", "--git-dir", str(kit_repo),
+                              "archive", "--format=tar", branch, "bin", "lib"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    shutil.copy(HERE / "fixture_files" / "hashequiv.py", dest / "lib")
+    return dest
+
 
 def commit_all(repo: Path, message: str = "fixture", date: str = "2024-01-02T03:04:05Z") -> str:
     git(repo, "add", "-A")
@@ -39,11 +55,11 @@ def make_poky(root: Path) -> tuple[Path, str]:
     repo = root / "poky"
     init_repo(repo)
     (repo / "oe-init-build-env").write_text(INIT_SCRIPT)
-    (repo / "bitbake" / "bin").mkdir(parents=True)
+    # BitBake 2.8's own tree (bin/bitbake-hashserv, lib/hashserv, lib/bb) from the kit, with the
+    # stand-in as bin/bitbake: the build's hash-equivalence server is the real one
+    export_kit_bitbake(repo / "bitbake")
     shutil.copy(BITBAKE, repo / "bitbake" / "bin" / "bitbake")
     os.chmod(repo / "bitbake" / "bin" / "bitbake", 0o755)
-    shutil.copy(HERE / "fixture_files" / "bitbake-hashserv", repo / "bitbake" / "bin")
-    os.chmod(repo / "bitbake" / "bin" / "bitbake-hashserv", 0o755)
     (repo / "meta" / "conf" / "machine").mkdir(parents=True)
     (repo / "meta" / "conf" / "layer.conf").write_text(
         'BBFILE_COLLECTIONS += "core"\nLAYERSERIES_CORENAMES = "scarthgap"\n')

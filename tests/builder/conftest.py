@@ -105,23 +105,9 @@ def builder_image(docker_engine) -> str:
     return result.tag
 
 
-BITBAKE_BRANCH = "2.8"  # scarthgap's bitbake, as products/demo.yml pins it
-
-
-def export_kit_bitbake(dest: Path, branch: str = BITBAKE_BRANCH) -> Path:
-    """BitBake's tree at ``branch`` of the kit's bitbake, written to dest (never committed),
-    with the tests' hashequiv client helper beside its lib/hashserv."""
-    kit_repo = skips.kit_repo("git.openembedded.org.bitbake")
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-c", "safe.directory=*", "--git-dir", str(kit_repo),
-                              "archive", "--format=tar", branch, "bin", "lib"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    shutil.copy(Path(__file__).parent / "fixture_files" / "hashequiv.py", dest / "lib")
-    return dest
-
-
 @pytest.fixture(scope="session")
 def kit_bitbake(tmp_path_factory) -> Path:
     """The kit's bitbake 2.8 (bin/bitbake-hashserv, lib/hashserv, lib/bb), exported once."""
+    from build_fixtures import export_kit_bitbake
+
     return export_kit_bitbake(tmp_path_factory.mktemp("bitbake") / "bitbake")

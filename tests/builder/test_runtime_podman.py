@@ -157,3 +157,22 @@ def test_rootless_podman_outputs_belong_to_the_caller(tmp_path, podman_image):
     # another owner than the caller cannot be had rootless: one clear line, no container
     r = _probe(out, podman_image, 4321, 4322, as_user, env)
     assert r.returncode != 0 and "outputs can only belong to the calling user" in r.stderr
+
+
+def test_a_board_builds_with_podman_and_its_outputs_belong_to_the_user(tmp_path, podman_image):
+    """The whole build (kas checkout, the hash server, fetch and build phases) under podman."""
+    from build_world import make_world, run_build
+
+    world = make_world(tmp_path)
+    owner = (4321, 4322)
+    _, rep = run_build(world, [world.job("boarda")], podman_image, runtime="podman",
+                       caches=world.caches(hermetic=True), owner=owner)
+    board = rep.boards[0]
+    assert rep.status == "succeeded", board.message
+    assert rep.runtime == "podman" and board.runtime == "podman"
+    assert rep.hashserve["mode"] == "shared"  # BitBake's server ran in a podman container too
+    deploy = world.root / "out" / "boarda-release" / "deploy"
+    files = [p for p in deploy.iterdir()]
+    assert files
+    for p in files + [p.resolve() for p in files if p.is_symlink()]:
+        assert (p.lstat().st_uid, p.lstat().st_gid) == owner, p

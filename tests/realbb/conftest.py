@@ -173,6 +173,10 @@ def stack(tmp_path_factory) -> Stack:
     skips.tools(HOST_TOOLS, "Yocto host tools: see .ci/run")
     skips.require(_locale_ok(), "locale en_US.UTF-8 not generated", "locale-gen en_US.UTF-8")
     uid, gid, as_user = _unprivileged()
+    if as_user:  # BitBake reads our layers in this checkout as that user
+        closed = [str(d) for d in [ROOT, *ROOT.parents] if not os.stat(d).st_mode & 0o001]
+        skips.require(not closed, f"{USER} cannot reach the checkout: {', '.join(closed)} "
+                                  "not searchable by others", "chmod o+x, or check out elsewhere")
     log = lambda msg: print(f"\n[realbb] {msg}", end="", flush=True)  # noqa: E731
     times: dict[str, float] = {}
     t_all = time.monotonic()

@@ -6,9 +6,12 @@ with BitBake's client API, as BitBake's runqueue does.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +22,27 @@ from buildctl.errors import UserError
 METHOD = "oe.sstatesig.OEOuthashBasic"
 
 
-def _client(kit_bitbake):
-    sys.path.insert(0, str(kit_bitbake / "lib"))
-    import hashequiv
+class Client:
+    """BitBake's client API, in a process of its own (tests/builder/fixture_files/hashequiv.py)."""
 
-    return hashequiv
+    def __init__(self, bitbake: Path) -> None:
+        self.program = bitbake / "lib" / "hashequiv.py"
+
+    def _run(self, *args: str) -> dict:
+        out = subprocess.run([sys.executable, str(self.program), *args], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout)
+
+    def report(self, address: str, method: str, tasks: list[tuple[str, str]]) -> dict:
+        return self._run("report", address, method, *(f"{t}:{o}" for t, o in tasks))
+
+    def unihash(self, address: str, method: str, taskhashes: list[str]) -> dict:
+        return self._run("unihash", address, method, *taskhashes)
+
+
+def _client(kit_bitbake):
+    return Client(kit_bitbake)
 
 
 def _server(tmp_path, sstate):

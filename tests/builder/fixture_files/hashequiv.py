@@ -31,3 +31,18 @@ def unihash(address: str, method: str, taskhashes: list[str]) -> dict[str, str |
     """The unihash the server knows for each task hash (None: never reported)."""
     with hashserv.create_client(address) as client:
         return {t: client.get_unihash(method, t) for t in taskhashes}
+
+
+if __name__ == "__main__":
+    # Tests run it as a program so BitBake's bb/hashserv never mix with other modules of the
+    # test process (bitbake-setup's bb, the parser oracle's stand-ins):
+    #   hashequiv.py report ADDRESS METHOD TASKHASH:OUTHASH...  -> JSON {taskhash: unihash}
+    #   hashequiv.py unihash ADDRESS METHOD TASKHASH...         -> JSON {taskhash: unihash|null}
+    import json
+
+    verb, address, method, *rest = sys.argv[1:]
+    if verb == "report":
+        result = report(address, method, [tuple(a.split(":", 1)) for a in rest])
+    else:
+        result = unihash(address, method, rest)
+    print(json.dumps(result))

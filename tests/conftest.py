@@ -7,7 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import skips
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config):
+    mode = "strict: a missing tool fails" if skips.strict() else "local: a missing tool skips"
+    return f"buildctl tests: {mode} ({skips.STRICT_ENV})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under BUILDCTL_TEST_STRICT=1 no test skips, whatever asked for the skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if skips.strict() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under {skips.STRICT_ENV}=1 (nothing in CI may skip): {reason}"
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,18 @@ checked-out bitbake once, in the same builder image, bound to a unix socket that
 container mounts, with its database ``hashserv-<series>.db`` beside the sstate objects it
 describes (one file per series: bitbake versions differ in schema). The server talks to the
 product's upstream server when there is one; the boards never need network for it.
+
+The server counts as started once it answers a ``ping`` in its own protocol (OEHASHEQUIV 1.1,
+the same in bitbake 2.8 and 2.18), not when its socket appears: 2.8's server listens before it
+opens its database, so a database it cannot open leaves a socket behind a server that just died.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -29,6 +35,22 @@ def find_hashserv(work: Path) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+PROTOCOL = b"OEHASHEQUIV 1.1\nneeds-headers: false\n\n"
+
+
+def answers_ping(sock_path: Path, timeout: float = 2.0) -> bool:
+    """True when a hash-equivalence server on the unix socket replies to ``ping``."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(sock_path))
+            s.sendall(PROTOCOL + json.dumps({"ping": {}}).encode() + b"\n")
+            reply = s.makefile("rb").readline()
+        return json.loads(reply or b"{}").get("alive") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class SharedHashServer:
@@ -80,7 +102,7 @@ class SharedHashServer:
         self._thread = threading.Thread(target=serve, name="hashserv", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self.sock.exists():
+        while not (self.sock.exists() and answers_ping(self.sock)):
             if self._code is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = " | ".join(self.log[-3:]) or "no output"

@@ -11,6 +11,7 @@ import pytest
 
 from build_fixtures import commit_all, init_repo, make_bsp, make_poky
 from tests.helpers.products import board_data, write_yaml
+from tests.helpers import skips
 from tests.ota.helpers import mender_artifact as mender_artifact_tool
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -148,7 +149,7 @@ def test_product_usage_errors(tmp_path):
     assert r.returncode == 2 and "unknown variant" in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a root user's own caches (CI runs as root)")
+@skips.unless(os.geteuid() == 0, "a root user's own caches need root (CI runs as root)")
 def test_root_users_default_caches_under_root_work(tmp_path, builder_image, docker_engine):
     """Run as root with caches in ~/.cache (under /root, mode 0700 in the image too)."""
     import shutil

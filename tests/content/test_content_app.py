@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import skips
+
 from ._helpers import LAYERS
 
 SRC = LAYERS / "meta-buildctl-app" / "recipes-example" / "hello-buildctl" / "files" / "hello-buildctl-1.0"
@@ -20,9 +22,8 @@ UNIT = SRC / "hello-buildctl.service"
 
 @pytest.fixture(scope="module")
 def binary(tmp_path_factory) -> Path:
+    skips.tools(["gcc", "make"], "apt-get install gcc make")
     cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc or not shutil.which("make"):
-        pytest.skip("no C compiler/make on this host")
     work = tmp_path_factory.mktemp("hello")
     for f in SRC.iterdir():
         shutil.copy(f, work / f.name)
@@ -84,9 +85,7 @@ def test_unit_file_sections_and_exec_path():
 
 
 def test_systemd_analyze_verify_accepts_the_unit(binary, tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze not installed")
+    analyze = skips.tool("systemd-analyze", "apt-get install systemd")
     # verify also checks that ExecStart's program exists: point it at the binary
     # the Makefile just installed (on the device it is /usr/bin/hello-buildctl).
     unit = tmp_path / UNIT.name

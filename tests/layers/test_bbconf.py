@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from buildctl.layers.bbconf import ConfSyntaxError, Statement, datastore, evaluate, expand, parse
-from tests.helpers import bb_oracle
+from tests.helpers import bb_oracle, skips
 
 CASES = {
     "plain-and-deferred": (
@@ -136,7 +136,7 @@ def test_evaluate(name):
         assert got.get(var) == want, f"{name}: {var}"
 
 
-@pytest.mark.skipif(not bb_oracle.available(), reason="BitBake's bb library cannot be imported here")
+@skips.unless(bb_oracle.available(), "BitBake's bb library cannot be imported (pip install bitbake-setup)")
 @pytest.mark.parametrize("name", [k for k, v in CASES.items() if v[1] is not None])
 def test_matches_bitbake(name):
     text, expected = CASES[name]
@@ -207,7 +207,7 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.skipif(not bb_oracle.available(), reason="BitBake's bb library cannot be imported here")
+@skips.unless(bb_oracle.available(), "BitBake's bb library cannot be imported (pip install bitbake-setup)")
 @pytest.mark.parametrize("line", BAD_LINES)
 def test_bitbake_refuses_the_same_lines(line):
     with pytest.raises(BaseException):

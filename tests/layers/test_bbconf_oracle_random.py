@@ -1,14 +1,13 @@
 """Random statement sequences evaluated by us and by BitBake's datastore must agree."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from buildctl.layers.bbconf import evaluate, parse
-from tests.helpers import bb_oracle
+from tests.helpers import bb_oracle, skips
 
-pytestmark = pytest.mark.skipif(not bb_oracle.available(), reason="BitBake's bb library cannot be imported here")
+pytestmark = skips.unless(bb_oracle.available(), "BitBake's bb library cannot be imported (pip install bitbake-setup)")
 
 VARS = ["A", "B", "C"]
 KEYS = VARS + ["A:append", "B:prepend", "C:remove", "A:ov", "B:append:ov", "A:remove:ov", "C:ov"]

@@ -4,27 +4,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import re
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
+
+from tests.helpers import skips
 
 VERSION = b'{"format":"mender","version":3}'
 
 
 def mender_artifact() -> str:
-    """Path of mender-artifact; skip without it, but FAIL in CI (CI=true)."""
-    path = shutil.which("mender-artifact")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("mender-artifact is not installed but CI is set: install it "
-                    "(apt-get install -y mender-artifact)")
-    pytest.skip("mender-artifact not installed")
+    """Path of mender-artifact (skips locally without it, fails in CI: tests/helpers/skips)."""
+    return skips.tool("mender-artifact", "apt-get install -y mender-artifact")
 
 
 def require_tool(name: str, apt_package: str) -> str:
@@ -39,10 +32,7 @@ def require_tool(name: str, apt_package: str) -> str:
 
 def make_keys(d: Path) -> dict[str, Path]:
     """RSA 2048 (PKCS#1) and EC P-256 (SEC1) key pairs, plus PKCS#8 and ed25519 variants."""
-    if not shutil.which("openssl"):
-        if os.environ.get("CI"):
-            pytest.fail("openssl missing in CI")
-        pytest.skip("openssl missing")
+    skips.tool("openssl")
     d.mkdir(parents=True, exist_ok=True)
     run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
     k = {n: d / f"{n}.pem" for n in ("rsa", "rsa-pub", "ec", "ec-pub", "rsa-pkcs8", "ec-pkcs8",
@@ -78,10 +68,7 @@ def make_image(path: Path, size: int = 256 * 1024) -> Path:
 
 
 def make_ext4(path: Path, tree: Path, size_mb: int = 4) -> Path:
-    if not shutil.which("mkfs.ext4"):
-        if os.environ.get("CI"):
-            pytest.fail("mkfs.ext4 missing in CI (apt-get install -y e2fsprogs)")
-        pytest.skip("mkfs.ext4 missing")
+    skips.tool("mkfs.ext4", "apt-get install -y e2fsprogs")
     (tree / "etc").mkdir(parents=True, exist_ok=True)
     (tree / "etc" / "hello.txt").write_text("hello from buildctl\n")
     with open(path, "wb") as f:

@@ -1,7 +1,6 @@
 """Every stack check: one failing and one passing case, asserting what the user reads."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

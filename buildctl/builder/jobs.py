@@ -88,9 +88,11 @@ def load_target(path: Path, boards: list[str], variant: str | None, compose_dir:
 
 def promised_types(board) -> tuple[str, ...]:
     """The image types a board's build must deploy: its mender.image_types, and ``mender``
-    (the update artifact) for every board with Mender device types."""
+    (the update artifact) unless those types leave it out: every stack buildctl composes holds
+    meta-mender, whose defaults build a .mender whether or not the manifest names device types
+    (validate warns about image_types without 'mender')."""
     types = list(board.mender.image_types)
-    if board.mender.device_types and "mender" not in types:
+    if "mender" not in types and (board.mender.device_types or not types):
         types.append("mender")
     return tuple(types)
 

@@ -138,3 +138,20 @@ def test_only_the_artifact_this_build_linked_is_gated(tmp_path):
     assert result.errors == []
     assert [a["path"] for a in result.artifacts] == [
         "core-image-minimal-qemux86-64-20260101000000.mender"]
+
+
+def test_every_mender_board_promises_its_update_artifact():
+    """A board whose manifest leaves device types to the layers still owes a .mender."""
+    from buildctl.builder.jobs import promised_types
+    from buildctl.manifest.model import Board, BoardMender
+
+    def board(device_types=(), image_types=()):
+        return Board(name="b", machine="m", series=("scarthgap",), repos={}, local_conf={},
+                     mender=BoardMender(device_types=device_types, image_types=image_types))
+
+    assert promised_types(board()) == ("mender",)
+    assert promised_types(board(device_types=("m",), image_types=("sdimg",))) == ("sdimg", "mender")
+    assert promised_types(board(image_types=("sdimg", "mender"))) == ("sdimg", "mender")
+    # a manifest that lists its image types without 'mender' and names no device types builds
+    # no update artifact on purpose (validate warns about it)
+    assert promised_types(board(image_types=("sdimg",))) == ("sdimg",)

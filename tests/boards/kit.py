@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
 
 from buildctl.layers.layerinfo import LayerRef
+from tests.helpers import skips
 
 ROOT = Path(__file__).resolve().parents[2]
 KIT = ROOT.parent / "shared" / "yocto-kit"
@@ -26,10 +25,7 @@ COMMUNITY = "github.com.mendersoftware.meta-mender-community.git"
 
 def need_kit() -> Path:
     """The kit, or a skip (a failure under CI=true: CI always has it)."""
-    if not (KIT / OE_CORE).is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"yocto-kit missing at {KIT}")
-        pytest.skip("yocto-kit not present beside the repository")
+    skips.require((KIT / OE_CORE).is_dir(), f"yocto-kit missing at {KIT}")
     return KIT
 
 

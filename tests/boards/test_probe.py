@@ -8,6 +8,7 @@ from buildctl.boards.probe import ProbeError, probe_machine, read_stack
 from buildctl.boards.propose import propose
 from tests.boards import kit
 from tests.helpers import bb_oracle
+from tests.helpers import skips
 
 # The values new-board's proposals are made from.
 COMPARED = ("KERNEL_IMAGETYPE", "TRANSLATED_TARGET_ARCH", "MACHINEOVERRIDES", "IMAGE_FSTYPES", "SERIAL_CONSOLES",
@@ -32,10 +33,8 @@ def _stack(machine):
 
 
 def _oracle(machine, tmp_path):
-    if not bb_oracle.available():
-        if __import__("os").environ.get("CI") == "true":
-            pytest.fail("BitBake's bb library is missing (pip install bitbake-setup)")
-        pytest.skip("BitBake's bb library cannot be imported here")
+    skips.require(bb_oracle.available(), "BitBake's bb library cannot be imported here",
+                  "pip install bitbake-setup")
     dirs = [kit.export_conf(r, l, tmp_path) for r, l, _ in STACKS[machine]]
     text = (probe.PROBE_BEFORE + f"require conf/machine/{machine}.conf\n" + probe.PROBE_AFTER)
     got = bb_oracle.evaluate(text, list(COMPARED), {"MACHINE": machine,

@@ -2,7 +2,6 @@
 own datastore, values with quotes and backslashes included."""
 from __future__ import annotations
 
-import os
 
 import pytest
 import yaml
@@ -11,6 +10,7 @@ from buildctl.compose import compose_board
 from buildctl.manifest import load_product
 from tests.helpers import bb_oracle
 from tests.helpers.products import board_data, simple_product, write_yaml
+from tests.helpers import skips
 
 # values BitBake has no escape for: they must arrive exactly as written
 AWKWARD = {
@@ -26,10 +26,8 @@ AWKWARD = {
 
 @pytest.fixture(autouse=True)
 def _need_bitbake():
-    if not bb_oracle.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("BitBake's bb library (pip: bitbake-setup) is required in CI")
-        pytest.skip("BitBake's bb library cannot be imported here")
+    skips.require(bb_oracle.available(), "BitBake's bb library cannot be imported here",
+                  "pip install bitbake-setup")
 
 
 def _awkward_product(root):

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
 import yaml
 
 from buildctl.compose import compose_board
 from buildctl.manifest import load_product
 from tests.conftest import run_cli
 from tests.helpers.products import board_data, make_repo, simple_product, write_yaml
+from tests.helpers import skips
 
 KIT = Path(__file__).resolve().parents[2].parent / "shared" / "yocto-kit"
 META_MENDER = KIT / "github.com.mendersoftware.meta-mender.git"
@@ -87,8 +86,7 @@ def test_explain_and_validate_print_the_effective_device_types(tmp_path):
            "mender-setup.bbclass)" in r.stdout
 
 
-@pytest.mark.skipif(not META_MENDER.is_dir() and os.environ.get("CI") != "true",
-                    reason="the yocto kit (../shared/yocto-kit) is not here")
+@skips.unless(META_MENDER.is_dir(), "the yocto kit (../shared/yocto-kit) is not here")
 def test_real_meta_mender_gives_beaglebone_with_grub_its_grub_device_type(tmp_path):
     root = tmp_path / "ws"
     path = simple_product(root, boards=("beaglebone-yocto",))
@@ -108,8 +106,7 @@ def test_real_meta_mender_gives_beaglebone_with_grub_its_grub_device_type(tmp_pa
         assert t["source"] == "meta-mender/meta-mender-core/classes/mender-setup.bbclass"
 
 
-@pytest.mark.skipif(not META_MENDER.is_dir() and os.environ.get("CI") != "true",
-                    reason="the yocto kit (../shared/yocto-kit) is not here")
+@skips.unless(META_MENDER.is_dir(), "the yocto kit (../shared/yocto-kit) is not here")
 def test_an_integration_layer_conf_sets_its_own_device_type(tmp_path):
     """meta-mender-qemu's layer.conf names qemux86-64 with GRUB on BIOS `<machine>-bios`."""
     root = tmp_path / "ws"

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import run_cli
 from tests.helpers.products import simple_product, write_yaml
+from tests.helpers import skips
 
 TOKEN = "tenant-token-VALUE-must-not-leak-0123456789"
 
@@ -108,8 +109,7 @@ def test_tenant_token_is_named_for_the_build_never_written(tmp_path):
         assert "MENDER_TENANT_TOKEN" not in "".join(doc["local_conf_header"].values())
 
 
-@pytest.mark.skipif(shutil.which("kas") is None and os.environ.get("CI") != "true",
-                    reason="kas is not installed")
+@skips.unless(shutil.which("kas") is not None, "kas is not installed")
 def test_real_kas_accepts_the_key_repo_and_forwards_the_token(tmp_path):
     _key(tmp_path / "ws" / "keys" / "signing.pem")
     path = _product(tmp_path, signing_key="file:../keys/signing.pem", require_signed=True,
@@ -126,8 +126,7 @@ def test_real_kas_accepts_the_key_repo_and_forwards_the_token(tmp_path):
     assert "buildctl-keys" in dumped["repos"] and "MENDER_TENANT_TOKEN" in dumped["env"]
 
 
-@pytest.mark.skipif(shutil.which("kas") is None and os.environ.get("CI") != "true",
-                    reason="kas is not installed")
+@skips.unless(shutil.which("kas") is not None, "kas is not installed")
 def test_build_puts_the_token_where_kas_hands_it_to_bitbake(tmp_path):
     """buildctl build resolves the reference into the build's environment; kas forwards the
     variable to BitBake (BB_ENV_PASSTHROUGH_ADDITIONS) because the kas file names it."""

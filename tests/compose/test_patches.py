@@ -5,11 +5,11 @@ import os
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from tests.conftest import run_cli
 from tests.helpers.products import commit_more, make_repo, simple_product, write_yaml
+from tests.helpers import skips
 
 # what kas sources after checkout; the fixture core repository has no OE to set up
 # (like OE-core's, it starts BitBake's pass-through list, which kas then extends)
@@ -44,8 +44,7 @@ def _product(tmp_path, patch_dir: str, extra_repo: bool = True):
     return path
 
 
-@pytest.mark.skipif(shutil.which("kas") is None and os.environ.get("CI") != "true",
-                    reason="kas is not installed")
+@skips.unless(shutil.which("kas") is not None, "kas is not installed")
 def test_patches_are_kas_patches_and_kas_applies_them(tmp_path):
     path = _product(tmp_path, "patches-home/patches")
     out = tmp_path / "out"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.helpers import skips
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BUILDCTL_MENDER_CLIENT_DIR", ROOT / ".cache" / "mender-client"))
@@ -37,10 +38,9 @@ def client_root() -> Path:
     """The unpacked mender-client package; fetched here when missing, a failure under CI."""
     if (CACHE / "usr" / "bin" / "mender").is_file():
         return CACHE
-    if os.environ.get("CI"):
+    if skips.strict():
         pytest.fail(f"mender-client is not unpacked in {CACHE}: .ci/run does that")
-    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        pytest.skip("no apt-get/dpkg-deb to fetch mender-client")
+    skips.tools(["apt-get", "dpkg-deb"], "to fetch mender-client")
     dl = CACHE.parent / "deb"
     dl.mkdir(parents=True, exist_ok=True)
     r = subprocess.run(["apt-get", "download", "mender-client"], cwd=dl, capture_output=True)

@@ -1,0 +1,95 @@
+"""The QEMU runner against real QEMU (TCG, so that it behaves the same on every host)."""
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+
+from buildctl.devtest import qemu
+from tests.conftest import ROOT, run_cli
+from tests.devtest.conftest import processes_using
+
+X86 = qemu.MACHINES["qemux86-64"]
+
+
+def test_boot_login_and_checks_with_serial_excerpts(kernel, initrd):
+    checks = [qemu.Check("kernel", "uname -r", expect_output=r"\d+\.\d+\.\d+-\S+"),
+              qemu.Check("missing-file", "cat /etc/no-such-file"),
+              qemu.Check("wrong-output", "echo hello", expect_output="goodbye")]
+    steps, facts = qemu.run_session(X86, qemu.BootTarget(kernel=kernel, initrd=initrd, append="quiet"),
+                                    checks, boot_timeout=60, kvm=False)
+    by = {s.name: s for s in steps}
+    assert [s.name for s in steps] == ["boot", "login", "kernel", "missing-file", "wrong-output"]
+    assert by["boot"].status == "passed" and "fixture login:" in by["boot"].serial
+    assert by["login"].status == "passed"
+    assert by["kernel"].status == "passed"
+    assert kernel.name.removeprefix("vmlinuz-") == by["kernel"].output  # the guest's uname
+    miss = by["missing-file"]
+    assert miss.status == "failed" and miss.exit_code == 1
+    assert "exit status 1" in miss.message
+    assert "no-such-file" in miss.serial and "No such file" in miss.serial
+    wrong = by["wrong-output"]
+    assert wrong.status == "failed" and wrong.exit_code == 0 and wrong.output == "hello"
+    assert "goodbye" in wrong.message
+    assert facts["accelerator"] == "tcg"
+    assert processes_using(initrd) == []
+
+
+def test_hung_boot_ends_at_its_timeout_and_leaves_nothing_running(kernel, hung_initrd):
+    t0 = time.monotonic()
+    steps, _ = qemu.run_session(X86, qemu.BootTarget(kernel=kernel, initrd=hung_initrd),
+                                [qemu.Check("kernel", "uname -r")], boot_timeout=8, kvm=False)
+    elapsed = time.monotonic() - t0
+    assert 8 <= elapsed < 20
+    assert steps[0].name == "boot" and steps[0].status == "failed"
+    assert "no login prompt within 8 s" in steps[0].message
+    assert "fixture: init started" in steps[0].serial  # how far it got
+    assert [(s.name, s.status) for s in steps[1:]] == [("kernel", "skipped")]
+    assert processes_using(hung_initrd) == []
+
+
+def test_vm_is_stopped_when_the_caller_fails(kernel, hung_initrd):
+    try:
+        with qemu.Vm(X86, qemu.BootTarget(kernel=kernel, initrd=hung_initrd), kvm=False) as vm:
+            assert processes_using(hung_initrd) == [vm.proc.pid]
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert processes_using(hung_initrd) == []
+
+
+def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):
+    junit, rep = tmp_path / "junit.xml", tmp_path / "report.json"
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(kernel),
+                "--initrd", str(initrd), "--accel", "tcg", "--boot-timeout", "60", "--json",
+                "--junit", str(junit), "--report", str(rep), cwd=ROOT)
+    assert r.returncode == 1, r.stderr  # the fixture has no Mender client
+    data = json.loads(r.stdout)
+    assert data == json.loads(rep.read_text())
+    status = {s["name"]: s["status"] for s in data["steps"]}
+    assert status == {"boot": "passed", "login": "passed", "kernel": "passed",
+                      "mender-artifact": "failed", "services": "failed"}
+    assert data["verdict"] == "failed" and data["board"] == "qemux86-64"
+    mender = next(s for s in data["steps"] if s["name"] == "mender-artifact")
+    assert "mender: not found" in mender["serial"]
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+    case = suite.find("testcase[@name='mender-artifact']")
+    assert case.find("failure") is not None
+    assert "mender: not found" in case.find("system-out").text
+    assert suite.find("testcase[@name='kernel']").find("failure") is None
+    assert processes_using(initrd) == []
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    r = run_cli("test", "products/demo.yml", "--board", "raspberrypi5", cwd=ROOT)
+    assert r.returncode == 2 and "not an emulated board" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--out", str(tmp_path), cwd=ROOT)
+    assert r.returncode == 2 and "no deploy outputs" in r.stderr
+    (tmp_path / "qemux86-64-release" / "deploy").mkdir(parents=True)
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--out", str(tmp_path), cwd=ROOT)
+    assert r.returncode == 2 and "no disk image (*.uefiimg)" in r.stderr
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(tmp_path / "nope"), cwd=ROOT)
+    assert r.returncode == 2 and "nope: no such file" in r.stderr
+    assert list(tmp_path.rglob("*.json")) == []

@@ -66,7 +66,11 @@ def register(sub) -> None:
     p.add_argument("--lava", metavar="URL", help="submit the LAVA job to this server and follow it")
     p.add_argument("--image-url", metavar="URL", help="where the LAVA lab downloads the image from")
     p.add_argument("--lava-token", metavar="REF",
-                   help="LAVA API token (env:NAME or file:PATH; default env:LAVA_TOKEN)")
+                   help="LAVA API token (env:NAME or file:PATH; default env:LAVA_TOKEN when set)")
+    p.add_argument("--lava-wait", type=_seconds, default=3600.0, metavar="S",
+                   help="give up following the LAVA job after S seconds (default 3600)")
+    p.add_argument("--lava-poll", type=_seconds, default=10.0, metavar="S",
+                   help="seconds between looks at the LAVA job (default 10)")
     add_json_flag(p)
     p.set_defaults(func=run)
 

@@ -356,7 +356,8 @@ def boot_and_check(vm: Vm, checks: list[Check], *, boot_timeout: float,
         what = "boot" if not steps else "login"
         msg = (f"the VM stopped before the {'login prompt' if what == 'boot' else 'shell'} "
                f"({vm.qemu_output().strip()[-300:] or 'no QEMU message'})" if closed else
-               f"no {'login prompt' if what == 'boot' else 'shell'} within {boot_timeout:g} s ({accel})")
+               f"no {'login prompt' if what == 'boot' else 'shell'} within {boot_timeout:g} s ({accel}"
+               + ("; if this host's KVM cannot run the guest, try --accel tcg)" if vm.kvm else ")"))
         steps.append(_step(what, "failed", t0, msg, serial=con.excerpt(0)))
         for c in checks:
             steps.append(Step(name=c.name, status="skipped", message=f"{what} failed",

@@ -18,6 +18,15 @@ def need_tools() -> None:
         pytest.skip(msg)
 
 
+def need_disk_tools() -> None:
+    missing = fixture.missing_disk_tools()
+    if missing:
+        msg = f"the disk image fixture needs {', '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
 def kernel() -> Path:
     need_tools()

@@ -31,6 +31,14 @@ exec setsid sh -c 'exec sh -i </dev/ttyS0 >/dev/ttyS0 2>&1'
 """
 
 
+GRUB_CFG = """search --no-floppy --file /vmlinuz --set=root
+set timeout=0
+linux /vmlinuz console=ttyS0 panic=-1 quiet
+initrd /initrd.gz
+boot
+"""
+
+
 def cache_dir() -> Path:
     d = Path(os.environ.get("BUILDCTL_DEVTEST_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "buildctl-tests" / "devtest")
@@ -70,6 +78,37 @@ def kernel() -> Path:
         src = next(Path(tmp).glob("boot/vmlinuz-*"))
         os.replace(src, cache / "boot" / src.name)
     return sorted(cache.glob("boot/vmlinuz-*"))[-1]
+
+
+def missing_disk_tools() -> list[str]:
+    miss = [t for t in ("grub-mkstandalone", "mkfs.vfat", "mcopy", "mmd") if not shutil.which(t)]
+    if not Path("/usr/lib/grub/x86_64-efi").is_dir():
+        miss.append("grub-efi-amd64-bin")
+    if not Path("/usr/share/ovmf/OVMF.fd").is_file():
+        miss.append("ovmf")
+    return miss
+
+
+def disk_image(dest: Path, kernel: Path, initrd: Path) -> Path:
+    """A disk image booted the way a Yocto uefiimg is: UEFI firmware loads GRUB from
+    /EFI/BOOT/BOOTX64.EFI, GRUB loads the kernel and initramfs. One FAT file system over the
+    whole disk (no partition table: OVMF reads that too), written with mtools, no mounting."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "grub.cfg"
+        cfg.write_text(GRUB_CFG)
+        efi = Path(tmp) / "BOOTX64.EFI"
+        subprocess.run(["grub-mkstandalone", "-O", "x86_64-efi", "-o", str(efi),
+                        f"boot/grub/grub.cfg={cfg}"], check=True, capture_output=True)
+        size_kb = (efi.stat().st_size + kernel.stat().st_size + initrd.stat().st_size) // 1024 + 4096
+        part = Path(tmp) / "disk.img"
+        subprocess.run(["mkfs.vfat", "-C", str(part), str(size_kb)], check=True, capture_output=True)
+        img = ["-i", str(part)]
+        subprocess.run(["mmd", *img, "::/EFI", "::/EFI/BOOT"], check=True, capture_output=True)
+        for src, name in ((efi, "::/EFI/BOOT/BOOTX64.EFI"), (kernel, "::/vmlinuz"), (initrd, "::/initrd.gz")):
+            subprocess.run(["mcopy", *img, str(src), name], check=True, capture_output=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(part, dest)
+    return dest
 
 
 def initramfs(dest: Path, *, hang: bool = False) -> Path:

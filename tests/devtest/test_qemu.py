@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 from buildctl.devtest import qemu
 from tests.conftest import ROOT, run_cli
+from tests.devtest import fixture
 from tests.devtest.conftest import processes_using
 
 X86 = qemu.MACHINES["qemux86-64"]
@@ -79,6 +80,23 @@ def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):
     assert "mender: not found" in case.find("system-out").text
     assert suite.find("testcase[@name='kernel']").find("failure") is None
     assert processes_using(initrd) == []
+
+
+def test_cli_boots_the_deploy_outputs_through_uefi_firmware(kernel, initrd, tmp_path):
+    from tests.devtest.conftest import need_disk_tools
+
+    need_disk_tools()
+    deploy = tmp_path / "out" / "qemux86-64-release" / "deploy"
+    image = fixture.disk_image(deploy / "core-image-minimal-qemux86-64.uefiimg", kernel, initrd)
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--out", str(tmp_path / "out"),
+                "--accel", "tcg", "--boot-timeout", "90", cwd=ROOT)
+    assert r.returncode == 1, r.stderr  # booted and logged in; the fixture has no Mender client
+    assert "passed  boot" in r.stdout and "failed  mender-artifact" in r.stdout
+    rep = json.loads((tmp_path / "out" / "qemux86-64-release" / "devtest-report.json").read_text())
+    assert rep["target"] == {"image": str(image)}
+    assert "-bios" in rep["facts"]["command"]
+    assert [s["status"] for s in rep["steps"][:3]] == ["passed", "passed", "passed"]
+    assert processes_using(image) == []
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

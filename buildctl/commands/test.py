@@ -43,6 +43,16 @@ def _seconds(text: str) -> float:
     return v
 
 
+def _megabytes(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size in MB (at least 64)")
+    return v
+
+
 def register(sub) -> None:
     p = sub.add_parser("test", help="device test stage: boot in QEMU (or a LAVA lab) and run smoke checks",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +68,7 @@ def register(sub) -> None:
                    help="QEMU accelerator (auto: KVM when /dev/kvm can be opened)")
     p.add_argument("--boot-timeout", type=_seconds, default=300.0, metavar="S",
                    help="seconds until the login prompt (default 300)")
-    p.add_argument("--memory", type=int, default=512, metavar="MB", help="guest memory (default 512)")
+    p.add_argument("--memory", type=_megabytes, default=512, metavar="MB", help="guest memory (default 512)")
     p.add_argument("--junit", type=path_arg, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--report", type=path_arg, metavar="FILE", help="write the JSON report here")
     p.add_argument("--lava-job", type=path_arg, metavar="FILE",

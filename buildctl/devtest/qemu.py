@@ -146,6 +146,17 @@ class ConsoleClosed(Exception):
     """The VM went away (QEMU exited or closed the serial socket)."""
 
 
+def _incomplete_tail(text: str) -> str:
+    """The end of text that may continue in the next chunk: a lone \r (a \n may follow) or an
+    escape sequence cut in half. Everything else is complete and can be matched now."""
+    if text.endswith("\r"):
+        return "\r"
+    i = text.rfind("\x1b")
+    if i >= 0 and len(text) - i < 16 and not ANSI.match(text, i):
+        return text[i:]
+    return ""
+
+
 class SerialConsole:
     """The guest's serial port: everything it wrote so far (`text`), and a way to type."""
 
@@ -166,9 +177,7 @@ class SerialConsole:
                 if not data:
                     break
                 pending += data.decode("utf-8", "replace")
-                # keep an escape sequence or a \r cut in half for the next chunk
-                cut = max(pending.rfind("\x1b"), pending.rfind("\r"))
-                keep = pending[cut:] if cut >= 0 and len(pending) - cut < 16 else ""
+                keep = _incomplete_tail(pending)
                 ready = pending[:len(pending) - len(keep)]
                 pending = keep
                 clean = ANSI.sub("", ready).replace("\r\n", "\n").replace("\r", "")

@@ -14,7 +14,8 @@ output of the command is what lies between the BEGIN line and the END marker, an
 after the END marker is its exit status.
 
 QEMU runs in its own process group; `Vm.stop` (always called, from a finally) sends SIGTERM
-to the group, then SIGKILL if it has not gone within a few seconds, and reaps it.
+to the group, then SIGKILL if it has not gone within a few seconds, and reaps it. Should
+buildctl itself be killed, the kernel kills QEMU too (PR_SET_PDEATHSIG).
 """
 from __future__ import annotations
 
@@ -231,6 +232,20 @@ class SerialConsole:
         self._thread.join(timeout=5)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills QEMU when buildctl dies, even by SIGKILL
+    (the finally of Vm.stop never runs then)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 class Vm:
     """A running QEMU process and its serial console. Use as a context manager: leaving it
     (normally, on a timeout or on an exception) stops QEMU and removes its files."""
@@ -267,7 +282,7 @@ class Vm:
         self._stderr = open(Path(self._dir) / "qemu.stderr", "w+")
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + connect_timeout
         while True:
             if self.proc.poll() is not None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 
@@ -57,6 +59,29 @@ def test_vm_is_stopped_when_the_caller_fails(kernel, hung_initrd):
     except KeyboardInterrupt:
         pass
     assert processes_using(hung_initrd) == []
+
+
+def test_vm_goes_when_buildctl_is_killed(kernel, hung_initrd):
+    """A CI job timeout may SIGKILL buildctl: no finally runs, the VM must still go."""
+    code = ("import sys, time\n"
+            "from buildctl.devtest import qemu\n"
+            "vm = qemu.Vm(qemu.MACHINES['qemux86-64'], qemu.BootTarget(kernel=sys.argv[1], "
+            "initrd=sys.argv[2]), kvm=False)\n"
+            "vm.start(); print(vm.proc.pid, flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(kernel), str(hung_initrd)], cwd=ROOT,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        qemu_pid = int(p.stdout.readline())
+        assert qemu_pid in processes_using(hung_initrd)
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 10
+        while processes_using(hung_initrd) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_using(hung_initrd) == []
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):

@@ -41,11 +41,11 @@ def test_boot_login_and_checks_with_serial_excerpts(kernel, initrd):
 def test_hung_boot_ends_at_its_timeout_and_leaves_nothing_running(kernel, hung_initrd):
     t0 = time.monotonic()
     steps, _ = qemu.run_session(X86, qemu.BootTarget(kernel=kernel, initrd=hung_initrd),
-                                [qemu.Check("kernel", "uname -r")], boot_timeout=8, kvm=False)
+                                [qemu.Check("kernel", "uname -r")], boot_timeout=15, kvm=False)
     elapsed = time.monotonic() - t0
-    assert 8 <= elapsed < 20
+    assert 15 <= elapsed < 30  # the timeout, plus stopping QEMU (a loaded CI host is slow)
     assert steps[0].name == "boot" and steps[0].status == "failed"
-    assert "no login prompt within 8 s" in steps[0].message
+    assert "no login prompt within 15 s" in steps[0].message
     assert "fixture: init started" in steps[0].serial  # how far it got
     assert [(s.name, s.status) for s in steps[1:]] == [("kernel", "skipped")]
     assert processes_using(hung_initrd) == []

@@ -139,7 +139,9 @@ def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
     if target.image:
         if not target.kernel:
             cmd += ["-bios", str(find_firmware(m))]
-        cmd += ["-drive", f"file={target.image},format=raw,if={m.disk_if},snapshot=on"]
+        # QEMU's option syntax: a comma inside a value is written twice
+        image = str(target.image).replace(",", ",,")
+        cmd += ["-drive", f"file={image},format=raw,if={m.disk_if},snapshot=on"]
     return cmd
 
 
@@ -295,16 +297,19 @@ class Vm:
             except OSError:
                 s.close()
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"QEMU did not open its serial socket in {connect_timeout} s")
+                    raise UserError(f"{self.machine.binary} did not open its serial socket "
+                                    f"in {connect_timeout:g} s")
                 time.sleep(0.05)
         self.console = SerialConsole(s)
 
     def qemu_output(self) -> str:
         try:
             self._stderr.seek(0)
-            return self._stderr.read()
+            text = self._stderr.read()
         except (AttributeError, ValueError, OSError):
             return ""
+        # QEMU's note that it waits for us on the serial socket is not news
+        return "\n".join(line for line in text.splitlines() if "QEMU waiting for connection" not in line)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop QEMU and everything in its process group; idempotent."""

@@ -135,4 +135,11 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2 and "no disk image (*.uefiimg)" in r.stderr
     r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(tmp_path / "nope"), cwd=ROOT)
     assert r.returncode == 2 and "nope: no such file" in r.stderr
+    junk = tmp_path / "vmlinuz"
+    junk.write_text("not a kernel\n")
+    r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(junk),
+                "--accel", "tcg", cwd=ROOT)
+    assert r.returncode == 1 and r.stderr == ""  # QEMU started: its refusal is the boot's result
+    assert "failed  boot the VM stopped before the login prompt" in r.stdout
+    assert "qemu: invalid kernel header" in r.stdout and "waiting for connection" not in r.stdout
     assert list(tmp_path.rglob("*.json")) == []

@@ -7,8 +7,10 @@ test definition: one test case per check, passed when the command exits as expec
 output matches.
 
 Submission uses LAVA's REST API v0.2: POST <url>/api/v0.2/jobs/ with the definition, then
-GET <url>/api/v0.2/jobs/<id>/ until its state is Finished, and the test cases from
-<url>/api/v0.2/jobs/<id>/tests/. The token is sent as `Authorization: Token ...`.
+GET <url>/api/v0.2/jobs/<id>/ until its state is Finished, the test cases from
+<url>/api/v0.2/jobs/<id>/tests/ and the log from .../logs/ (YAML, one entry a line; a test
+case's log_start_line/log_end_line give its excerpt). The token is sent as
+`Authorization: Token ...`.
 """
 from __future__ import annotations
 
@@ -104,7 +106,14 @@ class LavaClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        headers = {"Accept": "application/json"}
+        try:
+            return json.loads(self._request(method, path, body) or b"{}")
+        except json.JSONDecodeError:
+            raise UserError(f"LAVA {self.base + path}: the answer is not JSON") from None
+
+    def _request(self, method: str, path: str, body: dict | None = None,
+                 accept: str = "application/json") -> bytes:
+        headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
         data = None
@@ -114,14 +123,12 @@ class LavaClient:
         req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"{}")
+                return resp.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
             raise UserError(f"LAVA {method} {req.full_url}: HTTP {exc.code} {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise UserError(f"LAVA {req.full_url}: {getattr(exc, 'reason', exc)}") from None
-        except json.JSONDecodeError:
-            raise UserError(f"LAVA {req.full_url}: the answer is not JSON") from None
 
     def submit(self, definition: str) -> int:
         answer = self._call("POST", "jobs/", {"definition": definition})
@@ -143,6 +150,26 @@ class LavaClient:
         return out
 
 
+    def log(self, job_id: int) -> list[dict]:
+        """The job's log: one entry ({dt, lvl, msg}) per line of LAVA's YAML log."""
+        text = self._request("GET", f"jobs/{job_id}/logs/", accept="application/yaml")
+        try:
+            entries = yaml.safe_load(text) or []
+        except yaml.YAMLError:
+            raise UserError(f"LAVA job {job_id}: the log is not YAML") from None
+        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def excerpt(log: list[dict], start: int | None, end: int | None, lines: int = 40) -> str:
+    """What the board wrote between two log lines (LAVA counts them from 1), as text."""
+    if not log:
+        return ""
+    first = max(1, start or 1)
+    last = min(len(log), end or len(log))
+    out = [str(e.get("msg", "")) for e in log[first - 1:last] if e.get("lvl") in ("target", "input", "feedback")]
+    return "\n".join(out[-lines:])
+
+
 def follow(client: LavaClient, job_id: int, *, poll: float = 10.0, timeout: float = 3600.0,
            clock=time.monotonic, sleep=time.sleep) -> dict:
     """Wait until the job is Finished; return its last state."""
@@ -158,9 +185,10 @@ def follow(client: LavaClient, job_id: int, *, poll: float = 10.0, timeout: floa
 
 
 def run_from_results(product, board, variant: str, job_id: int, job: dict, results: list[dict],
-                     checks: list[Check], url: str) -> Run:
+                     checks: list[Check], url: str, log: list[dict] | None = None) -> Run:
+    log = log or []
     steps = [Step(name="job", status="passed" if job.get("health") == "Complete" else "failed",
-                  message=f"LAVA job {job_id}: {job.get('health')}")]
+                  message=f"LAVA job {job_id}: {job.get('health')}", serial=excerpt(log, None, None))]
     by_name = {r.get("name"): r for r in results if r.get("suite") != "lava"}
     for c in checks:
         r = by_name.get(c.name)
@@ -169,7 +197,8 @@ def run_from_results(product, board, variant: str, job_id: int, job: dict, resul
                               message="no result from the lab", command=c.command))
         else:
             steps.append(Step(name=c.name, status=RESULT_STATUS.get(r.get("result"), "failed"),
-                              message=f"LAVA result {r.get('result')}", command=c.command))
+                              message=f"LAVA result {r.get('result')}", command=c.command,
+                              serial=excerpt(log, r.get("log_start_line"), r.get("log_end_line"))))
     return Run(product=product.name, board=board.name, runner="lava",
                target={"lava": url, "job": str(job_id)}, steps=steps,
                facts={"variant": variant, "health": job.get("health")})
@@ -201,7 +230,8 @@ def run_command(args, product, board, variant: str, checks: list[Check]) -> int:
     t0 = time.monotonic()
     job_id = client.submit(definition)
     job = follow(client, job_id, poll=args.lava_poll, timeout=args.lava_wait)
-    run_ = run_from_results(product, board, variant, job_id, job, client.tests(job_id), checks, args.lava)
+    run_ = run_from_results(product, board, variant, job_id, job, client.tests(job_id), checks,
+                            args.lava, client.log(job_id))
     run_.seconds = time.monotonic() - t0
     report.write(run_, json_path=args.report, junit_path=args.junit)
     show(args, run_)

@@ -65,7 +65,8 @@ class LavaServer:
                     return self._send(404, {"detail": "Not found."})
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 job_id = 100 + len(server.jobs)
-                server.jobs[job_id] = {"definition": body["definition"], "polls": 0, "results": None}
+                server.jobs[job_id] = {"definition": body["definition"], "polls": 0, "results": None,
+                                       "log": None}
                 self._send(201, {"message": "job(s) successfully submitted", "job_ids": [job_id]})
 
             def do_GET(self):
@@ -82,8 +83,16 @@ class LavaServer:
                     if job["polls"] < server.polls:
                         return self._send(200, {"id": job_id, "state": "Running", "health": "Unknown"})
                     if job["results"] is None:
-                        job["results"] = server.run_job(job["definition"])
+                        job["results"], job["log"] = server.run_job(job["definition"])
                     return self._send(200, {"id": job_id, "state": "Finished", "health": server.health})
+                if parts[4:] == ["logs"]:
+                    data = yaml.safe_dump(job["log"] or [], sort_keys=False).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/yaml")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if parts[4:] == ["tests"]:
                     page = int(self.path.partition("page=")[2] or 1)
                     rows = job["results"] or []
@@ -98,28 +107,39 @@ class LavaServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def run_job(self, definition: str) -> list[dict]:
-        """The results of the job: lava's own boot result, then the test definition's cases."""
+    def run_job(self, definition: str) -> tuple[list[dict], list[dict]]:
+        """The results of the job (lava's own boot result, then the test definition's cases,
+        each with the log lines its step wrote) and the log."""
         job = yaml.safe_load(definition)
-        rows = [{"name": "auto-login-action", "suite": "lava", "result": "pass"}]
+        log = [{"dt": "2026-01-01T00:00:00", "lvl": "info", "msg": "start: boot"},
+               {"dt": "2026-01-01T00:00:01", "lvl": "target", "msg": "box login: root"}]
+        rows = [{"name": "auto-login-action", "suite": "lava", "result": "pass",
+                 "log_start_line": 1, "log_end_line": 2}]
         if self.health != "Complete":
-            return rows
+            return rows, log
         work = Path(self._dir.name)
         (work / "bin").mkdir(exist_ok=True)
         rec = work / "bin" / "lava-test-case"
         rec.write_text(RECORDER)
         rec.chmod(0o755)
         results = work / "results.txt"
-        results.write_text("")
         env = dict(os.environ, PATH=f"{work / 'bin'}:{os.environ['PATH']}", LAVA_RESULTS=str(results))
         for action in job["actions"]:
             for d in action.get("test", {}).get("definitions", []):
                 for step in d["repository"]["run"]["steps"]:
-                    subprocess.run(["sh", "-c", step], env=env, cwd=work, timeout=60)
-                for line in results.read_text().splitlines():
-                    name, result = line.split()
-                    rows.append({"name": name, "suite": f"1_{d['name']}", "result": result})
-        return rows
+                    results.write_text("")
+                    start = len(log) + 1
+                    log.append({"dt": "2026-01-01T00:00:02", "lvl": "input", "msg": step})
+                    # like the real dispatcher, the shell traces what it runs (sh -x)
+                    out = subprocess.run(["sh", "-xc", step], env=env, cwd=work, timeout=60,
+                                         capture_output=True, text=True)
+                    for line in (out.stdout + out.stderr).splitlines():
+                        log.append({"dt": "2026-01-01T00:00:02", "lvl": "target", "msg": line})
+                    for line in results.read_text().splitlines():
+                        name, result = line.split()
+                        rows.append({"name": name, "suite": f"1_{d['name']}", "result": result,
+                                     "log_start_line": start, "log_end_line": len(log)})
+        return rows, log
 
     def __enter__(self) -> "LavaServer":
         self._thread.start()

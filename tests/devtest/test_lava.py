@@ -95,6 +95,11 @@ def test_lava_submission_is_followed_to_its_results(tmp_path):
     # the steps ran for real in the test server's shell: uname says Linux, mender is missing
     assert status["job"] == "passed" and status["kernel"] == "passed"
     assert status["mender-artifact"] == "failed"
+    by = {s["name"]: s for s in data["steps"]}
+    assert "mender show-artifact" in by["mender-artifact"]["serial"]  # its own log lines
+    assert "uname -sr" not in by["mender-artifact"]["serial"]
+    assert "uname -sr" in by["kernel"]["serial"]
+    assert "box login: root" in by["job"]["serial"]
     assert data["runner"] == "lava" and data["target"]["job"] == "100"
     assert ("POST", "/api/v0.2/jobs/") in server.requests
     assert sum(1 for m, p in server.requests if p == "/api/v0.2/jobs/100/") >= 2  # followed

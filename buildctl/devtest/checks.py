@@ -7,7 +7,6 @@ import yaml
 
 from buildctl.devtest.qemu import Check
 
-
 SPECIAL = set("\\.^$*+?()[]{}|")
 
 

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from buildctl.devtest.report import Step
@@ -237,15 +237,17 @@ class SerialConsole:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel kills QEMU when buildctl dies, even by SIGKILL
-    (the finally of Vm.stop never runs then)."""
+def _die_with_parent_fn():
+    """A function for Popen's preexec_fn: in the child, before exec, ask the kernel to kill
+    QEMU when buildctl dies, even by SIGKILL (Vm.stop's finally never runs then). Everything
+    is looked up here, in the parent: the child only makes the one system call."""
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class Vm:
@@ -284,7 +286,7 @@ class Vm:
         self._stderr = open(Path(self._dir) / "qemu.stderr", "w+")
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=_die_with_parent_fn())
         deadline = time.monotonic() + connect_timeout
         while True:
             if self.proc.poll() is not None:

@@ -141,15 +141,17 @@ def run(args) -> int:
             image = args.image
         else:
             image, bdir = _deploy_image(args, product, board, variant)
-            report_path = report_path or bdir / "devtest-report.json"
+            report_path = report_path or bdir / report.REPORT_NAME
         target = qemu.BootTarget(image=image.resolve())
     kvm = None if args.accel == "auto" else args.accel == "kvm"
     t0 = time.monotonic()
+    # what was tested, so that a release can tell this image from a rebuilt one
+    tested = {"image_sha256": report.sha256_file(target.image)} if target.image else {}
     steps, facts = qemu.run_session(machine, target, checks, boot_timeout=args.boot_timeout,
                                     memory_mb=args.memory, kvm=kvm)
     run_ = report.Run(product=product.name, board=board.name, runner="qemu",
                       target={k: str(v) for k, v in vars(target).items() if v},
-                      steps=steps, facts={"variant": variant, **facts},
+                      steps=steps, facts={"variant": variant, **tested, **facts},
                       seconds=time.monotonic() - t0)
     report.write(run_, json_path=report_path, junit_path=args.junit)
     show(args, run_)

@@ -6,6 +6,7 @@ the run is one <testsuite>, each step one <testcase> whose <system-out> is the e
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from buildctl.fsutil import write_atomic
 
 STATUSES = ("passed", "failed", "skipped")
+REPORT_NAME = "devtest-report.json"  # beside a board's deploy directory: <out>/<board>-<variant>/
 
 
 @dataclass
@@ -92,3 +94,25 @@ def write(run: Run, *, json_path: Path | None = None, junit_path: Path | None = 
         write_atomic(Path(json_path), to_json(run))
     if junit_path:
         write_atomic(Path(junit_path), to_junit(run))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tested_verdict(board_dir: Path, image: Path) -> str | None:
+    """The verdict of the last device test of this very image (same sha256) in a board's
+    output directory: "passed" or "failed"; None when it was not tested (or another image
+    was). This is what a release or publish step asks before it ships the image."""
+    path = Path(board_dir) / REPORT_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("facts", {}).get("image_sha256") != sha256_file(image):
+        return None
+    return data.get("verdict") if data.get("verdict") in ("passed", "failed") else None

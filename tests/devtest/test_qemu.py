@@ -7,7 +7,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
-from buildctl.devtest import qemu
+from buildctl.devtest import qemu, report
 from tests.conftest import ROOT, run_cli
 from tests.devtest import fixture
 from tests.devtest.conftest import processes_using
@@ -122,6 +122,13 @@ def test_cli_boots_the_deploy_outputs_through_uefi_firmware(kernel, initrd, tmp_
     assert "-bios" in rep["facts"]["command"]
     assert [s["status"] for s in rep["steps"][:3]] == ["passed", "passed", "passed"]
     assert processes_using(image) == []
+    # a release step asks for the verdict of this very image; a rebuilt image is untested
+    board_dir = tmp_path / "out" / "qemux86-64-release"
+    assert report.tested_verdict(board_dir, image) == "failed"
+    with open(image, "ab") as f:
+        f.write(b"rebuilt")
+    assert report.tested_verdict(board_dir, image) is None
+    assert report.tested_verdict(tmp_path, image) is None  # no report there
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

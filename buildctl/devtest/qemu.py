@@ -100,6 +100,16 @@ class Check:
     timeout: float = 30.0
 
 
+@dataclass(frozen=True)
+class Reboot:
+    """A step that reboots the device and waits until it is back at a shell (an update's
+    reboot). The VM is started so that a guest reboot restarts it instead of ending QEMU."""
+
+    name: str = "reboot"
+    command: str = "reboot"
+    timeout: float = 300.0
+
+
 @dataclass
 class Login:
     prompt: str = r"login:\s*$"  # regular expression, at the end of what arrived
@@ -125,9 +135,9 @@ def find_firmware(m: QemuMachine) -> Path:
 
 
 def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
-                 memory_mb: int = 512, kvm: bool = False) -> list[str]:
+                 memory_mb: int = 512, kvm: bool = False, reboot: bool = False) -> list[str]:
     cmd = [m.binary, "-M", m.machine, "-m", str(memory_mb), "-smp", "1",
-           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+           "-nodefaults", "-no-user-config", "-display", "none", *([] if reboot else ["-no-reboot"]),
            "-chardev", f"socket,id=ser0,path={serial_socket},server=on,wait=on",
            "-serial", "chardev:ser0"]
     cmd += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", m.cpu_tcg]
@@ -255,7 +265,8 @@ class Vm:
     (normally, on a timeout or on an exception) stops QEMU and removes its files."""
 
     def __init__(self, machine: QemuMachine, target: BootTarget, *, memory_mb: int = 512,
-                 kvm: bool | None = None):
+                 kvm: bool | None = None, reboot: bool = False):
+        self.reboot = reboot
         self.machine = machine
         self.target = target
         self.memory_mb = memory_mb
@@ -282,7 +293,7 @@ class Vm:
         self._dir = tempfile.mkdtemp(prefix="buildctl-qemu-")
         sock_path = Path(self._dir) / "serial.sock"
         self.command = command_line(self.machine, self.target, sock_path,
-                                    memory_mb=self.memory_mb, kvm=self.kvm)
+                                    memory_mb=self.memory_mb, kvm=self.kvm, reboot=self.reboot)
         self._stderr = open(Path(self._dir) / "qemu.stderr", "w+")
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=subprocess.STDOUT,
@@ -362,7 +373,27 @@ def _step(name: str, status: str, t0: float, message: str = "", **kw) -> Step:
                 message=message, **kw)
 
 
-def boot_and_check(vm: Vm, checks: list[Check], *, boot_timeout: float,
+def _reboot(vm: Vm, r: Reboot, login: Login) -> Step:
+    con = vm.console
+    t = time.monotonic()
+    mark = con.mark()
+    con.send(r.command + "\n")
+    try:
+        con.expect(login.prompt, r.timeout, since=mark)
+        back = time.monotonic() - t
+        con.send(login.user + "\n")
+        vm.run("true", timeout=max(10.0, r.timeout - back))
+    except TimeoutError:
+        return _step(r.name, "failed", t, f"not back at a shell within {r.timeout:g} s",
+                     command=r.command, serial=con.excerpt(mark))
+    except ConsoleClosed:
+        return _step(r.name, "failed", t, "the VM stopped instead of rebooting",
+                     command=r.command, serial=con.excerpt(mark))
+    return _step(r.name, "passed", t, f"back at the login prompt after {back:.1f} s",
+                 command=r.command, serial=con.excerpt(mark))
+
+
+def boot_and_check(vm: Vm, checks: list[Check | Reboot], *, boot_timeout: float,
                    login: Login | None = None) -> list[Step]:
     """Boot (vm must be started), log in, run the checks. Every step is reported; when the
     boot or the login fails the checks are reported as skipped."""
@@ -394,7 +425,15 @@ def boot_and_check(vm: Vm, checks: list[Check], *, boot_timeout: float,
             steps.append(Step(name=c.name, status="skipped", message=f"{what} failed",
                               command=c.command))
         return steps
-    for c in checks:
+    for i, c in enumerate(checks):
+        if isinstance(c, Reboot):
+            steps.append(_reboot(vm, c, login))
+            if steps[-1].status == "failed":
+                for rest in checks[i + 1:]:
+                    steps.append(Step(name=rest.name, status="skipped", message=f"{c.name} failed",
+                                      command=rest.command))
+                break
+            continue
         t = time.monotonic()
         mark = con.mark()
         try:
@@ -420,11 +459,12 @@ def boot_and_check(vm: Vm, checks: list[Check], *, boot_timeout: float,
     return steps
 
 
-def run_session(machine: QemuMachine, target: BootTarget, checks: list[Check], *,
+def run_session(machine: QemuMachine, target: BootTarget, checks: list[Check | Reboot], *,
                 boot_timeout: float = 300.0, login: Login | None = None,
                 memory_mb: int = 512, kvm: bool | None = None) -> tuple[list[Step], dict]:
     """Start the VM, boot, check, stop it (always). Returns the steps and facts about the run."""
-    with Vm(machine, target, memory_mb=memory_mb, kvm=kvm) as vm:
+    reboot = any(isinstance(c, Reboot) for c in checks)
+    with Vm(machine, target, memory_mb=memory_mb, kvm=kvm, reboot=reboot) as vm:
         steps = boot_and_check(vm, checks, boot_timeout=boot_timeout, login=login)
         facts = {"accelerator": "kvm" if vm.kvm else "tcg", "command": vm.command}
     return steps, facts

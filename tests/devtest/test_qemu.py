@@ -15,14 +15,21 @@ from tests.devtest.conftest import processes_using
 X86 = qemu.MACHINES["qemux86-64"]
 
 
-def test_boot_login_and_checks_with_serial_excerpts(kernel, initrd):
+def test_boot_checks_and_reboots_with_serial_excerpts(kernel, initrd):
+    before = "touch /tmp/before-reboot && cat /proc/sys/kernel/random/boot_id"
     checks = [qemu.Check("kernel", "uname -r", expect_output=r"\d+\.\d+\.\d+-\S+"),
               qemu.Check("missing-file", "cat /etc/no-such-file"),
-              qemu.Check("wrong-output", "echo hello", expect_output="goodbye")]
+              qemu.Check("wrong-output", "echo hello", expect_output="goodbye"),
+              qemu.Check("mark", before),
+              qemu.Reboot(command="reboot -f", timeout=60),
+              qemu.Check("fresh", "test ! -e /tmp/before-reboot && cat /proc/sys/kernel/random/boot_id"),
+              qemu.Reboot(name="reboot-again", command="echo not rebooting", timeout=5),
+              qemu.Check("after", "true")]
     steps, facts = qemu.run_session(X86, qemu.BootTarget(kernel=kernel, initrd=initrd, append="quiet"),
                                     checks, boot_timeout=60, kvm=False)
     by = {s.name: s for s in steps}
-    assert [s.name for s in steps] == ["boot", "login", "kernel", "missing-file", "wrong-output"]
+    assert [s.name for s in steps] == ["boot", "login", "kernel", "missing-file", "wrong-output",
+                                       "mark", "reboot", "fresh", "reboot-again", "after"]
     assert by["boot"].status == "passed" and "fixture login:" in by["boot"].serial
     assert by["login"].status == "passed"
     assert by["kernel"].status == "passed"
@@ -35,6 +42,13 @@ def test_boot_login_and_checks_with_serial_excerpts(kernel, initrd):
     assert wrong.status == "failed" and wrong.exit_code == 0 and wrong.output == "hello"
     assert "goodbye" in wrong.message
     assert facts["accelerator"] == "tcg"
+    # a reboot step (an update's reboot): QEMU restarts the guest, the runner logs in again
+    assert "-no-reboot" not in facts["command"]
+    assert by["reboot"].status == "passed", by["reboot"].serial
+    assert by["fresh"].status == "passed"  # a new boot: the file is gone, another boot id
+    assert by["fresh"].output != by["mark"].output and len(by["fresh"].output) == 36
+    assert by["reboot-again"].status == "failed" and "within 5 s" in by["reboot-again"].message
+    assert by["after"].status == "skipped"
     assert processes_using(initrd) == []
 
 

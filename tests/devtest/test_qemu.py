@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -81,11 +82,12 @@ def test_vm_goes_when_buildctl_is_killed(kernel, hung_initrd):
             "from buildctl.devtest import qemu\n"
             "vm = qemu.Vm(qemu.MACHINES['qemux86-64'], qemu.BootTarget(kernel=sys.argv[1], "
             "initrd=sys.argv[2]), kvm=False)\n"
-            "vm.start(); print(vm.proc.pid, flush=True); time.sleep(60)\n")
+            "vm.start(); print(vm.proc.pid, vm._dir, flush=True); time.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(kernel), str(hung_initrd)], cwd=ROOT,
                          stdout=subprocess.PIPE, text=True)
     try:
-        qemu_pid = int(p.stdout.readline())
+        pid_text, vm_dir = p.stdout.readline().split()
+        qemu_pid = int(pid_text)
         assert qemu_pid in processes_using(hung_initrd)
         p.kill()
         p.wait()
@@ -96,6 +98,8 @@ def test_vm_goes_when_buildctl_is_killed(kernel, hung_initrd):
     finally:
         p.kill()
         p.wait()
+        if "vm_dir" in locals():  # a killed buildctl cannot remove it; the test does
+            shutil.rmtree(vm_dir, ignore_errors=True)
 
 
 def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):

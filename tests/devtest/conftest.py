@@ -1,0 +1,61 @@
+"""The QEMU fixture (a Debian kernel, busybox initramfs) for the device test stage's tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.devtest import fixture
+
+
+def need_tools() -> None:
+    missing = fixture.missing_tools()
+    if missing:
+        msg = f"device tests need {', '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def need_disk_tools() -> None:
+    missing = fixture.missing_disk_tools()
+    if missing:
+        msg = f"the disk image fixture needs {', '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def kernel() -> Path:
+    need_tools()
+    return fixture.kernel()
+
+
+@pytest.fixture
+def initrd(tmp_path) -> Path:
+    need_tools()
+    return fixture.initramfs(tmp_path / "initrd.gz")
+
+
+@pytest.fixture
+def hung_initrd(tmp_path) -> Path:
+    need_tools()
+    return fixture.initramfs(tmp_path / "hung-initrd.gz", hang=True)
+
+
+def processes_using(path: Path) -> list[int]:
+    """Pids of live processes whose command line names path (our VM, if it is still there)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+            state = next((l for l in (d / "status").read_text().splitlines() if l.startswith("State:")), "")
+        except OSError:
+            continue
+        if str(path) in cmd and "zombie" not in state:
+            pids.append(int(d.name))
+    return pids

@@ -207,3 +207,28 @@ def test_only_the_secret_names_the_manifest_references():
     assert [s.name for s in pipe.build_secrets] == ["OTHER_TENANT"]
     assert pipe.release_secrets == []
     assert [s.name for s in pipe.rollout_secrets] == ["DEPLOY_TOKEN"]
+
+
+def groovy_lint() -> str:
+    tool = shutil.which("npm-groovy-lint")
+    if tool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("npm-groovy-lint is required in CI (.ci/run installs it with npm)")
+        pytest.skip("npm-groovy-lint not installed (npm install -g npm-groovy-lint; needs Java)")
+    return tool
+
+
+@pytest.mark.slow
+def test_jenkinsfile_parses_with_groovy_lint(tmp_path):
+    """npm-groovy-lint parses the Groovy (CodeNarc, offline once installed); a broken copy
+    fails, so the check is not vacuous."""
+    tool = groovy_lint()
+    good = tmp_path / "Jenkinsfile"
+    good.write_text(generate("jenkins", tmp_path))
+    bad = tmp_path / "Broken"
+    bad.write_text(good.read_text().replace("failFast false", "failFast false {", 1))
+    for path, ok in ((good, True), (bad, False)):
+        proc = subprocess.run([tool, "--noserver", "--failon", "error", "--output", "txt",
+                               path.name], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert (proc.returncode == 0) is ok, proc.stdout[-2000:] + proc.stderr[-2000:]

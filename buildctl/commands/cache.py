@@ -1,0 +1,104 @@
+"""Caches shared between CI runners.
+
+  buildctl cache hashserv PRODUCT --database FILE|URL [--port N] [--read-only] [--bitbake DIR]
+      run BitBake's own bitbake-hashserv (from the product's pinned bitbake, exported from the
+      git cache, or from --bitbake DIR) on 127.0.0.1 until interrupted. SQLite for one host;
+      a database URL uses BitBake's SQLAlchemy backend. --read-only for untrusted jobs.
+  buildctl cache stats PRODUCT [--out DIR] [--json]
+      per board: how much sstate came from the mirror, from the build reports' Sstate summary.
+  buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json]
+      upload the sstate objects a WebDAV/HTTP mirror lacks (HEAD each, PUT the missing ones).
+
+Exit codes: 0 ok, 1 a push or the server failed, 2 usage, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from buildctl.commands._common import add_json_flag, console, path_arg, print_json
+from buildctl.commands._product import add_product_args
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("cache", help="shared caches: hash server, sstate stats, mirror push",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cache_cmd", metavar="ACTION")
+    sub.required = True
+    h = sub.add_parser("hashserv", help="run bitbake-hashserv for the runners", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_product_args(h, boards=False, variant=False)
+    h.add_argument("--database", required=True, metavar="FILE|URL",
+                   help="SQLite file, or an SQLAlchemy URL (postgresql+asyncpg://...)")
+    h.add_argument("--port", type=int, default=8686, help="TCP port on 127.0.0.1 (default 8686)")
+    h.add_argument("--read-only", action="store_true", help="clients may read, never report")
+    h.add_argument("--upstream", metavar="HOST:PORT", help="upstream server to pull hashes from")
+    h.add_argument("--bitbake", type=path_arg, metavar="DIR",
+                   help="a bitbake tree to run (default: the product's pinned bitbake)")
+    h.add_argument("--log", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    h.set_defaults(func=run_hashserv)
+    s = sub.add_parser("stats", help="sstate from the mirror, per board", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("product", type=path_arg, help="product manifest (products/<name>.yml)")
+    s.add_argument("--out", type=path_arg, metavar="DIR",
+                   help="the build's output directory (default: ./out/<product>)")
+    add_json_flag(s)
+    s.set_defaults(func=run_stats)
+
+
+def run_hashserv(args) -> int:
+    from buildctl.cache.hashserv import HashServConfig, HashServer, check_tree, pinned_bitbake
+    from buildctl.commands._product import open_product, repo_cache
+    from buildctl.errors import UserError
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port: {args.port} is not a TCP port")
+    if args.bitbake is not None:
+        tree = check_tree(args.bitbake)
+    else:
+        product = open_product(args)
+        tree = pinned_bitbake(product, repo_cache(args, offline=False),
+                              args.settings.cache_root / "bitbake")
+    database = args.database if "://" in args.database else str(Path(args.database).absolute())
+    cfg = HashServConfig(bitbake=tree, database=database, port=args.port,
+                         read_only=args.read_only, upstream=args.upstream, log_level=args.log)
+    server = HashServer(cfg).start(stdout=None)
+    mode = "read-only" if cfg.read_only else "read-write"
+    print(f"bitbake-hashserv on {cfg.address} ({mode}, database {database}); "
+          f"BB_HASHSERVE = \"{cfg.address}\"", flush=True)
+    try:
+        code = server.wait()
+    finally:
+        server.stop()
+    if code not in (0, None, -15):
+        err = (server.proc.stderr.read() or "").strip().splitlines() if server.proc else []
+        raise UserError(f"bitbake-hashserv exited ({code}): {err[-1] if err else 'no output'}")
+    return 0
+
+
+def run_stats(args) -> int:
+    from rich.table import Table
+
+    from buildctl.cache.stats import product_stats
+    from buildctl.manifest import load_product
+
+    product = load_product(args.product)
+    out = args.out or Path("out") / product.name
+    rows = product_stats(out)
+    if args.json:
+        print_json({"product": product.name, "out": str(out),
+                    "boards": [r.to_dict() for r in rows]})
+        return 0
+    con = console()
+    if not rows:
+        con.print(f"no Sstate summary in {out}/*/report.json (no finished build yet)")
+        return 0
+    t = Table(title=f"{product.name}: sstate per board", box=None)
+    for col in ("board", "variant", "status", "wanted", "from mirror", "local", "built"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.board, r.variant, r.status, str(r.wanted),
+                  f"{r.mirrors} ({r.mirror_percent}%)", str(r.local), str(r.missed))
+    con.print(t)
+    return 0

@@ -45,6 +45,16 @@ def register(subparsers) -> None:
                    help="the build's output directory (default: ./out/<product>)")
     add_json_flag(s)
     s.set_defaults(func=run_stats)
+    u = sub.add_parser("push", help="upload the sstate objects a mirror lacks", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    u.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR")
+    u.add_argument("url", metavar="URL", help="WebDAV / HTTP mirror base URL")
+    u.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel requests (default 8)")
+    u.add_argument("--user", metavar="NAME", help="basic-auth user (with --password)")
+    u.add_argument("--password", metavar="REF", help="the user's password: env:NAME or file:PATH")
+    u.add_argument("--dry-run", action="store_true", help="ask the mirror, send nothing")
+    add_json_flag(u)
+    u.set_defaults(func=run_push)
 
 
 def run_hashserv(args) -> int:
@@ -102,3 +112,35 @@ def run_stats(args) -> int:
                   f"{r.mirrors} ({r.mirror_percent}%)", str(r.local), str(r.missed))
     con.print(t)
     return 0
+
+
+def run_push(args) -> int:
+    import time
+
+    from buildctl.cache.push import push
+    from buildctl.errors import EXIT_PROBLEMS, UserError
+    from buildctl.secrets import SecretRef
+
+    if args.jobs < 1:
+        raise UserError("--jobs: must be at least 1")
+    auth = None
+    if args.user or args.password:
+        if not (args.user and args.password):
+            raise UserError("--user and --password go together")
+        try:
+            ref = SecretRef.parse(args.password)
+        except ValueError as exc:
+            raise UserError(f"--password: {exc}") from None
+        auth = (args.user, ref.resolve_bytes().decode().strip())
+    t0 = time.monotonic()
+    result = push(args.sstate_dir, args.url, jobs=args.jobs, dry_run=args.dry_run, auth=auth)
+    seconds = round(time.monotonic() - t0, 2)
+    if args.json:
+        print_json({**result.to_dict(), "seconds": seconds, "dry_run": args.dry_run})
+    else:
+        verb = "would send" if args.dry_run else "sent"
+        print(f"{result.objects} objects: {result.present} on the mirror, {verb} {result.sent} "
+              f"({result.sent_bytes} bytes), {len(result.failed)} failed, {seconds}s")
+        for f in result.failed[:20]:
+            print(f"failed {f}")
+    return EXIT_PROBLEMS if result.failed else 0

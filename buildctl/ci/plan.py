@@ -7,7 +7,7 @@ The later stages run for the product's default variant only (the one that ships)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 
 from buildctl.builder.plan import order_boards
@@ -56,9 +56,8 @@ class Pipeline:
     release_dir: str  # release/<product>/<version>
     rollout: dict | None = None  # {server, token_ref, canary, field}
     dl_dir: str = "~/.cache/buildctl/downloads"  # the product's DL_DIR, as the manifest says
-    sstate_mirrors: tuple[str, ...] = ()
-    hashserve_upstream: str | None = None
-    extra: dict = field(default_factory=dict)
+    sstate_dir: str = "~/.cache/buildctl/sstate"  # the product's SSTATE_DIR, as written
+    push_mirror: str | None = None  # http(s) sstate mirror the main branch pushes to
 
 
 def secret_for(ref: SecretRef, product: Product, repo_root: Path) -> Secret:
@@ -154,8 +153,18 @@ def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = 
         release_dir=f"release/{product.name}/{product.release.version}",
         rollout=rollout,
         dl_dir=product.cache.dl_dir,
-        sstate_mirrors=tuple(product.cache.sstate_mirrors),
-        hashserve_upstream=product.cache.hashserve_upstream)
+        sstate_dir=product.cache.sstate_dir,
+        push_mirror=push_mirror(product.cache.sstate_mirrors))
+
+
+def push_mirror(mirrors) -> str | None:
+    """The first http(s) SSTATE_MIRRORS entry as a base URL (``regex URL/PATH;...``): where the
+    main branch's builds push new objects. Pull requests only read it."""
+    for entry in mirrors:
+        url = entry.split()[-1].split(";", 1)[0]
+        if url.startswith(("http://", "https://")):
+            return url[: -len("/PATH")] if url.endswith("/PATH") else url.rstrip("/")
+    return None
 
 
 def builder_image(product: Product, override: str | None = None) -> str:

@@ -51,6 +51,8 @@ def commands(p: Pipeline) -> dict:
         "release": f"{bc} release {_sh(p.manifest)} --variant {_sh(p.variant)}",
         "publish": f"{bc} publish {_sh(rel)} --product {_sh(p.manifest)}",
     }
+    if p.push_mirror:
+        out["push"] = f"{bc} cache push {shell_path(p.sstate_dir)} {_sh(p.push_mirror)}"
     if p.rollout:
         base = (f"{bc} rollout {_sh(rel)} --server {_sh(p.rollout['server'])} "
                 f"--token {_sh(p.rollout['token_ref'])}")

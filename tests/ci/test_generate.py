@@ -232,3 +232,37 @@ def test_jenkinsfile_parses_with_groovy_lint(tmp_path):
                                path.name], cwd=tmp_path, capture_output=True, text=True,
                               timeout=300)
         assert (proc.returncode == 0) is ok, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("provider", sorted(FILES))
+def test_main_branch_pushes_sstate_to_an_http_mirror_pull_requests_do_not(provider, tmp_path):
+    from buildctl.ci.plan import plan_pipeline
+    from buildctl.ci.render import render
+    from buildctl.manifest import load_product
+
+    product = load_product(DEMO)
+    cache = dataclasses.replace(product.cache, sstate_mirrors=(
+        "file://.* file:///srv/sstate/PATH",
+        "file://.* https://cache.example.com/sstate/PATH;downloadfilename=PATH"))
+    text = render(plan_pipeline(dataclasses.replace(product, cache=cache), "img:1"), provider,
+                  generated_by="test")
+    push = ('.venv/bin/buildctl cache push "$HOME"/.cache/buildctl/sstate '
+            'https://cache.example.com/sstate')
+    if provider == "github":
+        jobs = yaml.safe_load(text)["jobs"]
+        steps = [s for s in jobs["build-qemuarm64-debug"]["steps"] if "cache push" in s.get("run", "")]
+        assert steps == [{"name": "push new sstate to the mirror",
+                          "if": "github.ref == 'refs/heads/main'", "run": push}]
+    elif provider == "gitlab":
+        script = yaml.safe_load(text)["build-qemuarm64-debug"]["script"]
+        assert script[-1] == f'if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ]; then {push}; fi'
+        assert script[-2].startswith(".venv/bin/buildctl build ")
+    else:
+        assert text.count("if (env.BRANCH_NAME == 'main')") == 16
+        assert text.count(push.replace("'", "\\'")) == 16
+    if provider in SCHEMAS:
+        path = tmp_path / "p.yml"
+        path.write_text(text)
+        proc = subprocess.run([check_jsonschema(), "--builtin-schema", SCHEMAS[provider],
+                               str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout

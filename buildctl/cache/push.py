@@ -1,14 +1,18 @@
 """Push sstate objects to a WebDAV / plain HTTP mirror: only the ones it lacks, in parallel.
 
 The mirror holds the same tree as SSTATE_DIR (``xx/yy/sstate:...``, ``universal/...``), so
-builds read it with ``SSTATE_MIRRORS = "file://.* <URL>/PATH;downloadfilename=PATH"``. Each
-object is asked for with HEAD (same size: present); missing ones are PUT, their collections
-made with MKCOL when the server wants them (409). Every worker keeps one connection open.
+builds read it with ``SSTATE_MIRRORS = "file://.* <URL>/PATH;downloadfilename=PATH"``. What
+the mirror has comes from one WebDAV PROPFIND (Depth: infinity) when the server answers it,
+else from a HEAD per object; an object with the same size is present. Missing ones are PUT,
+their collections made with MKCOL when the server wants them (409). Every worker keeps one
+connection open.
 """
 from __future__ import annotations
 
 import base64
 import http.client
+import io
+import xml.etree.ElementTree as ET
 import os
 import posixpath
 import threading
@@ -103,6 +107,43 @@ class Mirror:
                     raise
         raise AssertionError("unreachable")
 
+    def listing(self) -> dict[str, int] | None:
+        """Every file under the base URL with its size, from one PROPFIND Depth: infinity;
+        None when the server does not answer it (plain HTTP, or infinite depth refused)."""
+        body = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                b'<D:getcontentlength/><D:resourcetype/></D:prop></D:propfind>')
+        conn = self._connection()
+        try:
+            conn.request("PROPFIND", urllib.parse.quote(self.base + "/", safe="/:"), body=body,
+                         headers={**self.headers, "Depth": "infinity",
+                                  "Content-Type": "application/xml"})
+            resp = conn.getresponse()
+            data = resp.read()
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            self._local.conn = None
+            return None
+        if resp.status == 404:
+            return {}
+        if resp.status != 207:
+            return None
+        out: dict[str, int] = {}
+        prefix = self.base + "/"
+        try:
+            for _, el in ET.iterparse(io.BytesIO(data)):
+                if el.tag != "{DAV:}response":
+                    continue
+                href = el.findtext("{DAV:}href") or ""
+                length = el.findtext(".//{DAV:}getcontentlength")
+                is_col = el.find(".//{DAV:}collection") is not None
+                path = urllib.parse.unquote(urllib.parse.urlsplit(href).path)
+                if not is_col and length is not None and path.startswith(prefix):
+                    out[path[len(prefix):]] = int(length)
+                el.clear()
+        except (ET.ParseError, ValueError):
+            return None
+        return out
+
     def size(self, path: str) -> int | None:
         status, headers = self.request("HEAD", path)
         if status == 404:
@@ -143,11 +184,12 @@ def push(root: Path, url: str, *, jobs: int = 8, dry_run: bool = False,
     mirror = Mirror(url, auth)
     result = PushResult(objects=len(objects))
     lock = threading.Lock()
+    listed = mirror.listing() if objects else {}
 
     def one(item: tuple[str, Path, int]) -> None:
         rel, path, size = item
         try:
-            have = mirror.size(rel)
+            have = listed.get(rel) if listed is not None else mirror.size(rel)
             if have == size:
                 with lock:
                     result.present += 1

@@ -58,7 +58,12 @@ def register(subparsers) -> None:
 
 
 def run_hashserv(args) -> int:
-    from buildctl.cache.hashserv import HashServConfig, HashServer, check_tree, pinned_bitbake
+    from buildctl.cache.hashserv import (
+        HashServConfig,
+        HashServer,
+        check_tree,
+        pinned_bitbake,
+    )
     from buildctl.commands._product import open_product, repo_cache
     from buildctl.errors import UserError
 

@@ -1,6 +1,7 @@
 """Two runners (two processes) share one real bitbake-hashserv started by `buildctl cache hashserv`."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -8,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
-import io
 from pathlib import Path
 
 import pytest

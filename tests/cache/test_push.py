@@ -105,3 +105,22 @@ def test_push_unreachable_mirror_exit_1(tmp_path):
     assert proc.returncode == 2 and "no such directory" in proc.stderr
     proc = run_cli("cache", "push", str(sstate), "ftp://host/x")
     assert proc.returncode == 2 and "not an http(s) URL" in proc.stderr
+
+
+def test_push_without_a_listing_asks_each_object(webdav, tmp_path, monkeypatch):
+    """A mirror that answers no PROPFIND (plain HTTP): one HEAD per object instead."""
+    from buildctl.cache import push as push_mod
+
+    url, dav_root = webdav
+    sstate = tmp_path / "sstate"
+    make_sstate(sstate, 4)
+    monkeypatch.setattr(push_mod.Mirror, "listing", lambda self: None)
+    heads = []
+    real_size = push_mod.Mirror.size
+    monkeypatch.setattr(push_mod.Mirror, "size",
+                        lambda self, rel: heads.append(rel) or real_size(self, rel))
+    first = push_mod.push(sstate, url, jobs=3)
+    assert (first.sent, first.present, first.failed) == (8, 0, [])
+    again = push_mod.push(sstate, url, jobs=3)
+    assert (again.sent, again.present) == (0, 8)
+    assert len(heads) == 16

@@ -266,3 +266,15 @@ def test_main_branch_pushes_sstate_to_an_http_mirror_pull_requests_do_not(provid
         proc = subprocess.run([check_jsonschema(), "--builtin-schema", SCHEMAS[provider],
                                str(path)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout
+
+
+def test_a_file_secret_outside_the_repository_is_refused(tmp_path):
+    proc_product = tmp_path / "p.yml"
+    text = DEMO.read_text().replace("file:../keys/artifact-signing.pem",
+                                    "file:/var/secrets/signing.pem")
+    text = text.replace("boards_dir: ../machines", f"boards_dir: {ROOT / 'machines'}")
+    text = text.replace("    path: ..\n", f"    path: {ROOT}\n")
+    proc_product.write_text(text)
+    proc = run_cli("ci", "generate", str(proc_product), "--provider", "github")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "outside the repository" in proc.stderr

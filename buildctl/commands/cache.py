@@ -7,7 +7,10 @@
   buildctl cache stats PRODUCT [--out DIR] [--json]
       per board: how much sstate came from the mirror, from the build reports' Sstate summary.
   buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json]
-      upload the sstate objects a WebDAV/HTTP mirror lacks (HEAD each, PUT the missing ones).
+      upload the sstate objects a WebDAV/HTTP mirror lacks (one PROPFIND, else HEAD each; PUT
+      the missing ones).
+  buildctl cache prune SSTATE_DIR --older-than DAYS [--dry-run] [--json]
+      remove the sstate objects (archive, .siginfo, .sig together) no build used for DAYS.
 
 Exit codes: 0 ok, 1 a push or the server failed, 2 usage, 130 interrupted.
 """
@@ -55,6 +58,14 @@ def register(subparsers) -> None:
     u.add_argument("--dry-run", action="store_true", help="ask the mirror, send nothing")
     add_json_flag(u)
     u.set_defaults(func=run_push)
+    r = sub.add_parser("prune", help="remove sstate objects no recent build used",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR")
+    r.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                   help="keep every object a build used within this many days")
+    r.add_argument("--dry-run", action="store_true", help="count, remove nothing")
+    add_json_flag(r)
+    r.set_defaults(func=run_prune)
 
 
 def run_hashserv(args) -> int:
@@ -146,6 +157,22 @@ def run_push(args) -> int:
         verb = "would send" if args.dry_run else "sent"
         print(f"{result.objects} objects: {result.present} on the mirror, {verb} {result.sent} "
               f"({result.sent_bytes} bytes), {len(result.failed)} failed, {seconds}s")
+        for f in result.failed[:20]:
+            print(f"failed {f}")
+    return EXIT_PROBLEMS if result.failed else 0
+
+
+def run_prune(args) -> int:
+    from buildctl.cache.prune import prune
+    from buildctl.errors import EXIT_PROBLEMS
+
+    result = prune(args.sstate_dir, args.older_than, dry_run=args.dry_run)
+    if args.json:
+        print_json({**result.to_dict(), "dry_run": args.dry_run})
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{result.objects} objects: {verb} {result.removed} ({result.removed_bytes} bytes), "
+              f"kept {result.kept}, {len(result.failed)} failed")
         for f in result.failed[:20]:
             print(f"failed {f}")
     return EXIT_PROBLEMS if result.failed else 0

@@ -185,11 +185,15 @@ def push(root: Path, url: str, *, jobs: int = 8, dry_run: bool = False,
     result = PushResult(objects=len(objects))
     lock = threading.Lock()
     listed = mirror.listing() if objects else {}
+    if listed is not None:  # known without a request: only the missing ones go to the workers
+        todo = [o for o in objects if listed.get(o[0]) != o[2]]
+        result.present = len(objects) - len(todo)
+        objects = todo
 
     def one(item: tuple[str, Path, int]) -> None:
         rel, path, size = item
         try:
-            have = listed.get(rel) if listed is not None else mirror.size(rel)
+            have = None if listed is not None else mirror.size(rel)
             if have == size:
                 with lock:
                     result.present += 1

@@ -1,92 +1,15 @@
 """Two runners (two processes) share one real bitbake-hashserv started by `buildctl cache hashserv`."""
 from __future__ import annotations
 
-import io
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import tarfile
-from pathlib import Path
 
-import pytest
-
+from tests.cache.conftest import free_port
+from tests.cache.helpers import DEMO, METHOD, Server, runner
 from tests.conftest import ROOT
-
-KIT_BITBAKE = ROOT.parent / "shared" / "yocto-kit" / "git.openembedded.org.bitbake"
-DEMO = ROOT / "products" / "demo.yml"
-METHOD = "oe.sstatesig.OEOuthashBasic"
-
-# what one runner does: report (or look up) hashes through BitBake's own client API
-RUNNER = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import hashserv
-client = hashserv.create_client(sys.argv[2])
-out = {}
-for op in json.loads(sys.argv[3]):
-    if op[0] == "report":
-        try:
-            r = client.report_unihash(op[1], op[2], op[3], op[4])
-            out["report:" + op[1]] = r.get("unihash") if r else None
-        except Exception as exc:
-            out["report:" + op[1]] = "error: " + exc.__class__.__name__
-    else:
-        out["get:" + op[1]] = client.get_unihash(op[2], op[1])
-client.close()
-print(json.dumps(out))
-"""
-
-
-@pytest.fixture(scope="module")
-def bitbake_tree(tmp_path_factory) -> Path:
-    """BitBake 2.8 from the kit, exported with git archive (never copied into the repo)."""
-    if not (KIT_BITBAKE / "objects").is_dir() and not (KIT_BITBAKE / ".git").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the yocto kit's bitbake is required in CI ({KIT_BITBAKE})")
-        pytest.skip(f"no bitbake in the kit ({KIT_BITBAKE})")
-    dest = tmp_path_factory.mktemp("bitbake-2.8")
-    tar = subprocess.run(["git", "-C", str(KIT_BITBAKE), "archive", "2.8"], capture_output=True,
-                         check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        t.extractall(dest, filter="data")
-    return dest
-
-
-def free_port() -> int:
-    from buildctl.cache.hashserv import free_port as fp
-    return fp()
-
-
-class Server:
-    def __init__(self, bitbake: Path, db: Path, *extra: str):
-        self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "buildctl", "cache", "hashserv", str(DEMO), "--bitbake",
-             str(bitbake), "--database", str(db), "--port", str(self.port), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stdout.readline()
-        assert "bitbake-hashserv on 127.0.0.1" in line, line + self.proc.stderr.read()
-        self.line = line
-        self.address = f"127.0.0.1:{self.port}"
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-
-def runner(bitbake: Path, address: str, ops: list) -> dict:
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(bitbake / "lib"), address,
-                           json.dumps(ops)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_second_runner_reuses_the_first_runners_hashes(bitbake_tree, tmp_path):

@@ -3,50 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-import pytest
-
+from tests.cache.conftest import free_port
 from tests.conftest import run_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def webdav(tmp_path):
-    tool = shutil.which("wsgidav")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wsgidav is required in CI (pip install '.[test]')")
-        pytest.skip("wsgidav not installed")
-    root = tmp_path / "dav"
-    root.mkdir()
-    port = free_port()
-    proc = subprocess.Popen([tool, "--host", "127.0.0.1", "--port", str(port), "--root",
-                             str(root), "--auth", "anonymous", "--server", "cheroot",
-                             "--no-config", "-q"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/sstate", root
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def make_sstate(root: Path, n: int, start: int = 0) -> dict[str, bytes]:

@@ -101,7 +101,8 @@ def test_github_one_job_per_board_and_variant_tune_order_no_fail_fast(tmp_path):
     assert jobs["rollout-field"]["needs"] == ["rollout-canary"]
     assert jobs["rollout-field"]["environment"] == "field"  # reviewers approve the field stage
     secrets = set(re.findall(r"secrets\.([A-Z_0-9]+)", (GOLDEN / FILES["github"]).read_text()))
-    assert secrets == {"MENDER_TENANT_TOKEN", "ARTIFACT_SIGNING_PEM", "MENDER_PAT"}
+    assert secrets == {"MENDER_TENANT_TOKEN", "ARTIFACT_SIGNING_PEM", "MENDER_PAT",
+                       "ARTIFACTORY_TOKEN"}
 
 
 def test_gitlab_followers_run_after_a_failed_leader_and_field_is_manual(tmp_path):
@@ -144,7 +145,8 @@ def test_jenkinsfile_structure(tmp_path):
     assert text.count("catchError(buildResult: 'FAILURE', stageResult: 'FAILURE')") == 16
     approve = text[text.index("stage('approve field rollout')"):text.index("stage('rollout: field')")]
     assert "input message:" in approve and "agent {" not in approve  # no executor held
-    assert set(re.findall(r"credentials\('([^']+)'\)", text)) == {"MENDER_TENANT_TOKEN", "MENDER_PAT"}
+    assert set(re.findall(r"credentials\('([^']+)'\)", text)) == {"MENDER_TENANT_TOKEN", "MENDER_PAT",
+                                                                             "ARTIFACTORY_TOKEN"}
     assert set(re.findall(r"file\(credentialsId: '([^']+)'", text)) == {"ARTIFACT_SIGNING_PEM"}
 
 

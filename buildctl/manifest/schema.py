@@ -83,7 +83,7 @@ _PATTERN_HINTS = {
         "is not a secret reference: write env:NAME or file:PATH, never the secret itself",
     "^https?://": "is not an http(s) URL",
     "^[a-z][a-z0-9]*$": "is not a release series name (e.g. scarthgap)",
-    "^/dev/[A-Za-z0-9/_.-]+$": "is not a device path under /dev",
+    "^(/dev/[A-Za-z0-9/_.-]+|ubi[0-9]+)$": "is not a device path under /dev (or a UBI device: ubi0)",
     "^(\\.|[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*)$":
         "is not a layer directory inside the repository (e.g. meta-foo, sub/meta-bar or .)",
 }

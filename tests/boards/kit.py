@@ -24,7 +24,7 @@ COMMUNITY = "github.com.mendersoftware.meta-mender-community.git"
 
 
 def need_kit() -> Path:
-    """The kit, or a skip (a failure under CI=true: CI always has it)."""
+    """The kit (tests/helpers/skips decides: skip locally, fail in CI)."""
     skips.require((KIT / OE_CORE).is_dir(), f"yocto-kit missing at {KIT}")
     return KIT
 

@@ -3,8 +3,6 @@ its client library) and wsgidav, each in its own process on 127.0.0.1."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import socket
 import subprocess
 import tarfile
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import skips
 
 KIT_BITBAKE = ROOT.parent / "shared" / "yocto-kit" / "git.openembedded.org.bitbake"
 
@@ -27,10 +26,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def bitbake_tree(tmp_path_factory) -> Path:
     """BitBake 2.8 from the kit, exported with git archive (never copied into the repo)."""
-    if not (KIT_BITBAKE / "objects").is_dir() and not (KIT_BITBAKE / ".git").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the yocto kit's bitbake is required in CI ({KIT_BITBAKE})")
-        pytest.skip(f"no bitbake in the kit ({KIT_BITBAKE})")
+    skips.require((KIT_BITBAKE / "objects").is_dir() or (KIT_BITBAKE / ".git").exists(),
+                  f"no bitbake in the kit ({KIT_BITBAKE})")
     dest = tmp_path_factory.mktemp("bitbake-2.8")
     tar = subprocess.run(["git", "-C", str(KIT_BITBAKE), "archive", "2.8"], capture_output=True,
                          check=True).stdout
@@ -41,11 +38,7 @@ def bitbake_tree(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def webdav(tmp_path):
-    tool = shutil.which("wsgidav")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wsgidav is required in CI (pip install '.[test]')")
-        pytest.skip("wsgidav not installed")
+    tool = skips.tool("wsgidav", "pip install '.[test]'")
     root = tmp_path / "dav"
     root.mkdir()
     port = free_port()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run_cli
+from tests.helpers import skips
 
 DEMO = ROOT / "products" / "demo.yml"
 GOLDEN = Path(__file__).parent / "golden"
@@ -30,12 +30,7 @@ def generate(provider: str, tmp_path: Path, *extra: str) -> str:
 
 
 def check_jsonschema() -> str:
-    tool = shutil.which("check-jsonschema")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("check-jsonschema is required in CI (pip install '.[test]')")
-        pytest.skip("check-jsonschema not installed")
-    return tool
+    return skips.tool("check-jsonschema", "pip install '.[test]'")
 
 
 @pytest.mark.parametrize("provider", sorted(FILES))
@@ -212,12 +207,7 @@ def test_only_the_secret_names_the_manifest_references():
 
 
 def groovy_lint() -> str:
-    tool = shutil.which("npm-groovy-lint")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("npm-groovy-lint is required in CI (.ci/run installs it with npm)")
-        pytest.skip("npm-groovy-lint not installed (npm install -g npm-groovy-lint; needs Java)")
-    return tool
+    return skips.tool("npm-groovy-lint", "npm install -g npm-groovy-lint; needs Java")
 
 
 @pytest.mark.slow

@@ -1,30 +1,24 @@
 """The QEMU fixture (a Debian kernel, busybox initramfs) for the device test stage's tests."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.devtest import fixture
+from tests.helpers import skips
 
 
 def need_tools() -> None:
     missing = fixture.missing_tools()
     if missing:
-        msg = f"device tests need {', '.join(missing)} (.ci/run installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skips.missing(f"device tests need {', '.join(missing)}", ".ci/run installs them")
 
 
 def need_disk_tools() -> None:
     missing = fixture.missing_disk_tools()
     if missing:
-        msg = f"the disk image fixture needs {', '.join(missing)} (.ci/run installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skips.missing(f"the disk image fixture needs {', '.join(missing)}", ".ci/run installs them")
 
 
 @pytest.fixture(scope="session")

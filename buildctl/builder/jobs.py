@@ -104,8 +104,6 @@ def _key_ref(product) -> str | None:
 
 
 def _ref(product, ref) -> str | None:
-    if ref is None:
-        return None
-    if ref.kind == "file" and not Path(ref.target).expanduser().is_absolute():
-        return f"file:{(product.path.parent / ref.target).resolve()}"
-    return str(ref)
+    from buildctl.compose.verifykey import absolute_ref
+
+    return None if ref is None else absolute_ref(product, ref)

@@ -34,10 +34,19 @@ class BuildArgs:
     lock: Path | None = None
     repo_ref_dir: Path | None = None
     cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
+    git_cache: Path | None = None  # BUILDCTL_GIT_CACHE: where pre-flight left the layer repos
 
 
 def default_image() -> str:
     return ImageSpec().tag()
+
+
+def _layer_cache(args: BuildArgs):
+    """Offline access to the layer repositories pre-flight fetched (the gate's device types)."""
+    from buildctl.repos import RepoCache
+
+    kw = {"cache_dir": args.git_cache} if args.git_cache else {}
+    return RepoCache(ref_dir=args.repo_ref_dir, offline=True, **kw)
 
 
 def build(args: BuildArgs) -> BuildReport:
@@ -49,7 +58,7 @@ def build(args: BuildArgs) -> BuildReport:
         own(out, owner)
     try:
         target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
-                             args.series, args.lock)
+                             args.series, args.lock, _layer_cache(args))
         if args.mode == "build":
             _check_signing_keys(target.jobs)
     except BaseException:  # invalid inputs leave nothing behind (no out/<name>)

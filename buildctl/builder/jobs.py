@@ -49,9 +49,12 @@ def from_kas_file(path: Path, boards: list[str], variant: str | None) -> Target:
 
 
 def from_product(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
-                 series: str | None = None, lock_path: Path | None = None) -> Target:
-    """Compose each selected board (pinned by the product's lock file when there is one)."""
-    from buildctl.compose import compose_board, lockfile
+                 series: str | None = None, lock_path: Path | None = None,
+                 cache=None) -> Target:
+    """Compose each selected board (pinned by the product's lock file when there is one).
+    ``cache``: the RepoCache the layers' device types are read from when a board's manifest
+    leaves them to the layers (default: the environment's, offline)."""
+    from buildctl.compose import compose_board, device_types, lockfile
     from buildctl.manifest import load_product
 
     product = load_product(path)
@@ -60,6 +63,7 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
     selected = product.select_boards(boards or None)
     var = product.variant(variant)
     lock = lockfile.find(product, lock_path)
+    types = device_types.promised(product, selected, lock, cache)
     jobs = []
     for board in selected:
         composed = compose_board(product, board.name, var.name,
@@ -67,7 +71,7 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
         jobs.append(BoardJob(name=board.name, machine=composed.machine, variant=var.name,
                              kas_file=Path(composed.kas_file), repos=dict(composed.repos),
                              tune=board.tune or "", family=board.family or "",
-                             device_types=tuple(board.mender.device_types),
+                             device_types=types[board.name],
                              artifact_name=product.artifact_name(board.name, var.name),
                              signing_key=_key_ref(product), require_signed=product.mender.require_signed,
                              tenant_token=_ref(product, product.mender.tenant_token),
@@ -78,12 +82,13 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
 
 
 def load_target(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
-                series: str | None = None, lock_path: Path | None = None) -> Target:
+                series: str | None = None, lock_path: Path | None = None,
+                cache=None) -> Target:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if is_kas_file(path):
         return from_kas_file(path, boards, variant)
-    return from_product(path, boards, variant, compose_dir, series, lock_path)
+    return from_product(path, boards, variant, compose_dir, series, lock_path, cache)
 
 
 def promised_types(board) -> tuple[str, ...]:

@@ -42,7 +42,7 @@ class BoardJob:
     repos: dict[str, dict] = field(default_factory=dict)  # name -> {url|path, commit}
     tune: str = ""
     family: str = ""
-    device_types: tuple[str, ...] = ()  # what every .mender of the board must carry (gate)
+    device_types: tuple[str, ...] | None = None  # what every .mender must carry (gate; None: unknown)
     artifact_name: str | None = None  # the name every .mender must have (gate)
     signing_key: str | None = None  # env:/file: reference; signed here, outside the container
     require_signed: bool = False

@@ -64,7 +64,8 @@ def run(args) -> int:
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
                              json=args.json, series=args.series, lock=args.lock,
                              repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
-                             cache_root=args.settings.cache_root))
+                             cache_root=args.settings.cache_root,
+                             git_cache=args.settings.git_cache))
     data = report.to_dict()
     if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
         from buildctl.release.api import release_after_build

@@ -145,3 +145,19 @@ def describe(t: DeviceTypes) -> str:
     extra = [x for x in t.compatible if x != t.device_type]
     also = f", also installs on {' '.join(extra)}" if extra else ""
     return f"{t.board}: device type {t.device_type}{also} (from {t.source})"
+
+
+def promised(product: Product, boards: list[Board], lock, cache=None) -> dict[str, tuple[str, ...] | None]:
+    """Per board, the device types its artifacts must carry (what the release gate compares):
+    the manifest's, else the layers' effective value read offline from buildctl's git cache
+    (``cache``: a RepoCache; default: the one the environment names). None: not known (the
+    layers are not in the cache), the artifacts' other checks still apply."""
+    if all(from_manifest(product, b) is not None for b in boards):
+        return {b.name: tuple(b.mender.device_types) for b in boards}
+    if cache is None:
+        from buildctl.repos import RepoCache
+        from buildctl.settings import Settings
+
+        env = Settings.from_environ()
+        cache = RepoCache(cache_dir=env.git_cache, ref_dir=env.repo_ref_dir, offline=True)
+    return {t.board: (t.compatible or None) for t in explain(product, boards, lock, cache)}

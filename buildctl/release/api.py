@@ -75,6 +75,9 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
     build_report = _read_json(build_out / "build-report.json") or {}
     root = Path(product.root or product.path.parent)
     specs, reports = [], []
+    from buildctl.compose import device_types
+
+    types = device_types.promised(product, boards, lockfile.find(product, args.lock))
     for board in boards:
         key = f"{board.name}-{var.name}"
         deploy = args.deploy_dir or build_out / key / "deploy"
@@ -82,7 +85,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
         outputs = BoardOutputs(machine=board.machine, image=product.target,
                                image_types=tuple(board.mender.image_types) or ("ext4",),
                                series=product.series, spdx=product.sbom.spdx)
-        release = BoardRelease(board=board.name, device_types=tuple(board.mender.device_types),
+        release = BoardRelease(board=board.name, device_types=types[board.name],
                                artifact_name=product.artifact_name(board.name, var.name),
                                signing_key=_key_ref(product),
                                require_signed=product.mender.require_signed)

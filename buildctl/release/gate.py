@@ -15,7 +15,9 @@ class BoardRelease:
     """What a board's release promises (from the product manifest)."""
 
     board: str
-    device_types: tuple[str, ...] = ()  # exactly what every .mender must carry
+    # exactly what every .mender must carry: the manifest's, else what the board's layers
+    # compute (compose.device_types); None when neither is known (then not compared)
+    device_types: tuple[str, ...] | None = None
     artifact_name: str | None = None  # the name every .mender must have
     signing_key: str | None = None  # env:/file: reference
     require_signed: bool = False
@@ -66,7 +68,7 @@ def gate_board(release: BoardRelease, deploy_dir: Path, deploy: list[dict]) -> G
     every .mender of the deploy listing."""
     missing = missing_outputs(release, deploy_dir, deploy)
     paths = mender_files(deploy_dir, deploy)
-    if not paths or not release.device_types:
+    if not paths:
         return GateResult(errors=missing)
     public_pem = None
     if release.signing_key:
@@ -74,7 +76,7 @@ def gate_board(release: BoardRelease, deploy_dir: Path, deploy: list[dict]) -> G
             public_pem = sign_board(paths, release.signing_key)
         except UserError as exc:
             return GateResult(errors=missing + [Finding(release.board, "artifact-key", str(exc))])
-    findings = check_artifacts(paths, board=release.board, device_types=list(release.device_types),
+    findings = check_artifacts(paths, board=release.board, device_types=release.device_types,
                                artifact_name=release.artifact_name,
                                require_signature=release.require_signed, public_key_pem=public_pem)
     artifacts = [{"path": str(p.relative_to(deploy_dir)),

@@ -16,20 +16,22 @@ from buildctl.ota.mender.keys import load_public_key
 from buildctl.ota.mender.reader import Limits, read_artifact
 
 
-def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str, device_types: Iterable[str],
+def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str,
+                    device_types: Iterable[str] | None,
                     artifact_name: str, require_signature: bool,
                     public_key_pem: bytes | str | None = None,
                     limits: Limits = Limits(), mender_client: str | None = None) -> list[Finding]:
     """Findings for every artifact that is invalid or does not match the board's release.
 
-    device_types: exactly the compatible device types the artifacts must carry (order free).
+    device_types: exactly the compatible device types the artifacts must carry (order free);
+    None when nobody knows them (they are then not compared; everything else still is).
     public_key_pem: PEM bytes, a path, or an env:/file: reference; when given, signatures are
     verified with it; require_signature without a key fails every artifact (a signature that
     nothing verified proves nothing). mender_client: the Mender client version on the board's
     devices; an artifact compressed in a way that client cannot read (zstd before 3.5) fails.
     """
     paths = [str(p) for p in paths]
-    want = sorted(set(device_types))
+    want = None if device_types is None else sorted(set(device_types))
     findings: list[Finding] = []
     if not paths:
         return [Finding(board, "artifact-missing", "no .mender artifact was produced")]
@@ -59,7 +61,7 @@ def check_artifacts(paths: Iterable[str | os.PathLike], *, board: str, device_ty
             findings.append(Finding(board, "artifact-compression", f"{path}: {problem}",
                                     file=path))
         got = sorted(set(info.device_types))
-        if got != want:
+        if want is not None and got != want:
             findings.append(Finding(board, "artifact-device-types",
                                     f"{path}: compatible device types {got} but the board "
                                     f"needs exactly {want}", file=path))

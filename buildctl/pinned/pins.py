@@ -35,11 +35,13 @@ class Pinned:
 
 
 def board_pins(product: Product, board: Board, lock: Lock | None,
-               cache: RepoCache | None) -> dict[str, Pinned]:
+               cache: RepoCache | None, *, local: bool = True) -> dict[str, Pinned]:
     """Repo id -> its pin for one board (cache: resolves floating refs and local HEADs; without
-    it those repositories are left out)."""
+    it those repositories are left out; local=False leaves out every path: repository)."""
     out: dict[str, Pinned] = {}
     for name, rr in resolve(product, board, lock).items():
+        if rr.repo.is_local and not local:
+            continue
         commit, source = rr.commit, "lock" if lock and lock.commit(name) else "manifest"
         if commit is None and cache is not None:
             if rr.repo.is_local:

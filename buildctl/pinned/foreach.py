@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from buildctl.errors import UserError
+from buildctl.layers.gitfs import GitError
 from buildctl.pinned.checkout import materialize
 from buildctl.pinned.pins import Pinned
 
@@ -78,17 +80,16 @@ def foreach(pins: list[Pinned], git_dir: Callable[[Pinned], Path], argv: list[st
         prefix = f"[{p.key}]".ljust(width + 3)
         try:
             materialize(git_dir(p), p.commit, dest)
+        except (UserError, GitError) as exc:  # named in the summary; the others still run
+            res.error = f"checkout failed: {exc}"
+        else:
             env = dict(os.environ, **repo_env(p, dest))
-            res.exit_code = run_one(argv, dest, env, prefix, stdout, stderr)
-        except FileNotFoundError:
-            res.exit_code, res.error = 127, f"{argv[0]}: command not found"
-        except Exception as exc:  # a checkout that failed: named in the summary
-            from buildctl.errors import UserError
-            from buildctl.layers.gitfs import GitError
-
-            if not isinstance(exc, (UserError, GitError, OSError)):
-                raise
-            res.error = str(exc)
+            try:
+                res.exit_code = run_one(argv, dest, env, prefix, stdout, stderr)
+            except FileNotFoundError:
+                res.exit_code, res.error = 127, f"{argv[0]}: command not found"
+            except PermissionError:
+                res.exit_code, res.error = 126, f"{argv[0]}: permission denied"
         if not res.ok and not keep_going:
             stop = True
     return results

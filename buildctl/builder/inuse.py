@@ -129,7 +129,10 @@ def hold(dirs: list[Path], holder: Holder, owner: tuple[int, int] | None = None)
     held: list[tuple[int, Path]] = []
     try:
         for d in dict.fromkeys(dirs):
-            d.mkdir(parents=True, exist_ok=True)
+            if not d.exists():
+                d.mkdir(parents=True)
+                if owner and os.geteuid() == 0:
+                    os.chown(d, *owner)  # a board directory is the build owner's, not root's
             fd = _open_lock(d)
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -15,7 +15,8 @@
       .done stamp) no build used for DAYS / none of the last N builds used; refuses while a
       build uses the cache.
 
-Exit codes: 0 ok, 1 a push or the server failed, 2 usage, 130 interrupted.
+Exit codes: 0 ok, 1 a push or the server failed (or prune refused: a build uses the cache),
+2 usage, 130 interrupted.
 """
 from __future__ import annotations
 

@@ -78,6 +78,7 @@ class Review:
     b: str
     variant: str | None
     boards: list[BoardChanges] = field(default_factory=list)
+    product_commits: Move | None = None  # revisions mode: the manifests' own history
 
     @property
     def added(self) -> list[str]:
@@ -102,6 +103,7 @@ class Review:
         return {"mode": self.mode, "a": self.a, "b": self.b, "variant": self.variant,
                 "boards_added": self.added, "boards_removed": self.removed,
                 "changed": self.changed(),
+                "product_commits": self.product_commits.to_dict() if self.product_commits else None,
                 "boards": {b.board: b.to_dict() for b in self.boards}}
 
 
@@ -160,8 +162,17 @@ def describe_move(cache: RepoCache | None, repo: Repo | None, m: Move) -> Move:
     except UserError as exc:
         m.note = f"commits not readable: {exc}"
         return m
-    fwd = cache.is_ancestor(repo, m.old, m.new)
-    back = not fwd and cache.is_ancestor(repo, m.new, m.old)
+    return relate(g, m)
+
+
+def _is_ancestor(g, old: str, new: str) -> bool:
+    return git(g, "merge-base", "--is-ancestor", old, new, check=False).returncode == 0
+
+
+def relate(g, m: Move) -> Move:
+    """Fill in how m.new relates to m.old in the git directory g, and the commits between."""
+    fwd = _is_ancestor(g, m.old, m.new)
+    back = not fwd and _is_ancestor(g, m.new, m.old)
     base = git(g, "merge-base", m.old, m.new, check=False)
     shallow = (g / "shallow").is_file()
     if fwd:
@@ -218,6 +229,8 @@ def review(mode: str, a: Side, b: Side, *, boards: list[str] | None, variant: st
             raise UserError(f"--variant: {variant!r} is not a variant of {side.label} "
                             f"({', '.join(side.product.variants)})")
     out = Review(mode, a.label, b.label, variant or (pb.default_variant if pb else None))
+    if a.top is not None and a.revision and b.revision and a.revision != b.revision:
+        out.product_commits = relate(a.top, Move(a.top.name, str(a.top), a.revision, b.revision))
     described: dict[tuple[str, str, str], Move] = {}
     for name in universe:
         ba = pa.boards.get(name) if pa else None

@@ -25,6 +25,7 @@ class Side:
     product: Product | None  # None: two locks without --product (repositories only)
     lock: Lock | None
     revision: str | None = None  # the commit, in revisions mode
+    top: Path | None = None  # the repository holding the manifests, in revisions mode
 
 
 def _kind(path: Path) -> str:
@@ -116,4 +117,4 @@ def _at_revision(product: Path, rev: str, dest: Path, series: str | None) -> Sid
     except UserError as exc:  # named as git names a file at a revision: REV:path
         raise UserError(str(exc).replace(f"{dest.resolve()}/", f"{rev}:")
                         .replace(f"{dest}/", f"{rev}:")) from None
-    return Side(f"{rev} ({commit[:12]})", prod, lock, revision=commit)
+    return Side(f"{rev} ({commit[:12]})", prod, lock, revision=commit, top=top)

@@ -114,6 +114,8 @@ def test_git_revisions_of_the_manifests(world, tmp_path):
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert d["mode"] == "revisions" and d["a"].startswith("HEAD~1 (")
+    own = d["product_commits"]  # the manifests' own history, for the release note
+    assert (own["relation"], own["subjects"]) == ("forward", ["bump poky, systemd"])
     for board in ("qemux86-64", "qemuarm64"):
         b = d["boards"][board]
         assert [(m["id"], m["subjects"]) for m in b["repos"]["moved"]] == \

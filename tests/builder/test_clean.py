@@ -103,3 +103,22 @@ def test_a_build_holds_its_board_dirs_and_caches_and_records_itself(tmp_path):
     assert not any(inuse.in_use(d) for d in rt.dirs) and not inuse.holders(caches.sstate_dir)
     (entry,) = inuse.builds(caches.sstate_dir)
     assert entry["product"] == "demo" and entry["boards"] == ["qemux86-64-release"]
+
+
+def test_a_build_refuses_to_start_while_a_prune_holds_the_cache(tmp_path):
+    from buildctl.builder.caches import CacheSettings
+    from buildctl.builder.orchestrate import Build, BuildRequest
+    from buildctl.builder.runner import BoardJob
+
+    caches = CacheSettings(sstate_dir=tmp_path / "sstate", dl_dir=tmp_path / "dl",
+                           repo_ref_dir=tmp_path / "git")
+    caches.sstate_dir.mkdir()
+    job = BoardJob("qemux86-64", "qemux86-64", "release", tmp_path / "k.yml")
+    rt = _Runtime([caches.sstate_dir])
+    req = BuildRequest(product="demo", variant="release", jobs=[job], out_dir=tmp_path / "out",
+                       owner=(os.getuid(), os.getgid()))
+    with inuse.exclusive(caches.sstate_dir):
+        with pytest.raises(inuse.InUse, match="a clean-up .* is removing files there"):
+            Build(req, rt, caches).run()
+    assert rt.seen is None  # nothing ran
+    assert not inuse.in_use(tmp_path / "out" / job.key) and not inuse.builds(caches.sstate_dir)

@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--repo-ref-dir", type=path_arg, default=None,
                    help="local reference mirrors of the repositories (default: KAS_REPO_REF_DIR)")
     p.add_argument("--offline", action="store_true",
-                   help="never fetch: commits missing from the git cache and mirrors are not listed")
+                   help="never fetch: commits missing from the git cache and mirrors are "
+                   "not listed")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a release-note body (Markdown)")
     add_json_flag(fmt)

@@ -67,7 +67,8 @@ def run_one(argv: list[str], cwd: Path, env: dict[str, str], prefix: str,
 
 
 def foreach(pins: list[Pinned], git_dir: Callable[[Pinned], Path], argv: list[str],
-            scratch: Path, *, keep_going: bool = False, stdout=None, stderr=None) -> list[RunResult]:
+            scratch: Path, *, keep_going: bool = False, stdout=None,
+            stderr=None) -> list[RunResult]:
     results: list[RunResult] = []
     width = max((len(p.key) for p in pins), default=0)
     stop = False

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from buildctl.compose import localconf
-from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
 from buildctl.layers.gitfs import git
 from buildctl.manifest import bitbake_vars
@@ -195,11 +194,13 @@ def relate(g, m: Move) -> Move:
     return m
 
 
-def _pins(side: Side, board: Board | None, cache: RepoCache | None) -> dict[str, tuple[str, Repo | None, str]]:
+def _pins(side: Side, board: Board | None,
+          cache: RepoCache | None) -> dict[str, tuple[str, Repo | None, str]]:
     """id -> (commit, repo, url) of one board (local path: repos left out: their commit is
     the product's own revision)."""
     if side.product is None or board is None:
-        return {k: (e.commit, None, e.url or "") for k, e in (side.lock.repos if side.lock else {}).items()}
+        entries = side.lock.repos if side.lock else {}
+        return {k: (e.commit, None, e.url or "") for k, e in entries.items()}
     pins = board_pins(side.product, board, side.lock, cache, local=False)
     return {k: (p.commit, p.repo, p.url) for k, p in pins.items()}
 
@@ -256,7 +257,8 @@ def review(mode: str, a: Side, b: Side, *, boards: list[str] | None, variant: st
                                                    Move(rid, new[rid][2], key[1], key[2]))
                 ch.moved.append(described[key])
         if ba is not None and bb is not None:
-            ch.variables = _var_changes(variables(pa, ba, out.variant if out.variant in pa.variants else None),
+            old_variant = out.variant if out.variant in pa.variants else None
+            ch.variables = _var_changes(variables(pa, ba, old_variant),
                                         variables(pb, bb, out.variant))
         if ch.moved or ch.repos_added or ch.repos_removed or ch.variables:
             ch.status = "changed"

@@ -1,7 +1,8 @@
 """What changes between two products, two lock files or two git revisions of the manifests.
 
   buildctl diff A.yml B.yml                          two products (each with its lock)
-  buildctl diff A.lock.yml B.lock.yml [--product P]  two locks (boards and variables from P)
+  buildctl diff A.lock.yml B.lock.yml [--product P]  two locks (boards from P; without it
+                                                     all the locks' repositories as board "*")
   buildctl diff HEAD~1 HEAD --product products/demo.yml   two git revisions of the manifests
 
 Per board: the repositories whose pin moved, with the subjects of the upstream commits between

@@ -157,6 +157,12 @@ def test_two_locks_of_the_shipped_product_with_real_commit_subjects(tmp_path):
     assert back["relation"] == "backward" and "moved backwards" in back["note"]
     assert back["dropped_subjects"] == _lines(mm, f"{old_mm}..{pin_mm}")
     assert d["boards"]["qemux86-64"]["variables"] == []  # same product on both sides
+    # without a product: the locks alone, every repository of them as one "board"
+    proc = run_cli("diff", str(a), str(b), "--repo-ref-dir", str(kit), "--offline", "--json")
+    d = json.loads(proc.stdout)
+    assert list(d["boards"]) == ["*"] and d["boards"]["*"]["variables"] == []
+    assert {m["id"]: m["relation"] for m in d["boards"]["*"]["repos"]["moved"]} == \
+        {"bitbake": "forward", "meta-mender": "backward"}
 
 
 def test_bad_input(world, tmp_path):

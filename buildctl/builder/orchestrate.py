@@ -8,6 +8,7 @@ the build report say ``interrupted``; nothing else is left half written.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from buildctl.builder import inuse
 from buildctl.builder.caches import CacheSettings, preflight_all
 from buildctl.builder.hashserve import SharedHashServer, find_hashserv
 from buildctl.errors import UserError
@@ -62,7 +64,6 @@ class Build:
 
     def run(self) -> BuildReport:
         req = self.req
-        t0 = time.monotonic()
         if not req.out_dir.exists():
             req.out_dir.mkdir(parents=True)
             own(req.out_dir, req.owner)
@@ -70,12 +71,28 @@ class Build:
         if compose_dir.exists():
             chown_tree(compose_dir, req.owner)
         preflight_all(self.caches, req.owner)
+        build_id = new_build_id()
+        # clean and cache prune leave alone what this build uses, for as long as it runs
+        holder = inuse.Holder(build_id=build_id, pid=os.getpid(), product=req.product,
+                              boards=[j.key for j in req.jobs], started=inuse.now())
+        used = [req.out_dir / j.key for j in req.jobs] + [self.caches.sstate_dir,
+                                                           self.caches.dl_dir]
+        with inuse.hold(used, holder, req.owner):
+            if req.mode == "build":
+                for cache_dir in (self.caches.sstate_dir, self.caches.dl_dir):
+                    inuse.record(cache_dir, {"build_id": build_id, "started": holder.started,
+                                             "product": req.product, "boards": holder.boards,
+                                             "out_dir": str(req.out_dir)}, req.owner)
+            return self._run(build_id)
+
+    def _run(self, build_id: str) -> BuildReport:
+        req = self.req
+        t0 = time.monotonic()
         facts = self.runtime.prepare()
         plans = order_boards([(j.name, j.machine, j.tune, j.family) for j in req.jobs])
         by_name = {j.name: j for j in req.jobs}
         concurrency = max(1, min(req.concurrency, len(plans)))
         threads, make = split_threads(req.cpus, concurrency)
-        build_id = new_build_id()
         opts = BuildOptions(out_dir=req.out_dir, owner=req.owner, mode=req.mode,
                             bb_threads=threads, parallel_make=make,
                             source_date_epoch=req.source_date_epoch,

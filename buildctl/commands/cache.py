@@ -9,10 +9,14 @@
   buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json]
       upload the sstate objects a WebDAV/HTTP mirror lacks (one PROPFIND, else HEAD each; PUT
       the missing ones).
-  buildctl cache prune SSTATE_DIR --older-than DAYS [--dry-run] [--json]
-      remove the sstate objects (archive, .siginfo, .sig together) no build used for DAYS.
+  buildctl cache prune [SSTATE_DIR] [--downloads DIR] [--product FILE]
+                       (--older-than DAYS | --keep-builds N) [--dry-run] [--json]
+      remove the sstate objects (archive, .siginfo, .sig together) and downloads (file and
+      .done stamp) no build used for DAYS / none of the last N builds used; refuses while a
+      build uses the cache.
 
-Exit codes: 0 ok, 1 a push or the server failed, 2 usage, 130 interrupted.
+Exit codes: 0 ok, 1 a push or the server failed (or prune refused: a build uses the cache),
+2 usage, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -58,11 +62,18 @@ def register(subparsers) -> None:
     u.add_argument("--dry-run", action="store_true", help="ask the mirror, send nothing")
     add_json_flag(u)
     u.set_defaults(func=run_push)
-    r = sub.add_parser("prune", help="remove sstate objects no recent build used",
+    r = sub.add_parser("prune", help="remove sstate objects and downloads no recent build used",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR")
-    r.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+    r.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR", nargs="?",
+                   help="the sstate cache (default: the --product's)")
+    r.add_argument("--downloads", type=path_arg, metavar="DIR",
+                   help="also prune this DL_DIR (default with --product: the product's)")
+    r.add_argument("--product", type=path_arg, metavar="FILE",
+                   help="prune the SSTATE_DIR and DL_DIR this product builds with")
+    r.add_argument("--older-than", type=float, metavar="DAYS",
                    help="keep every object a build used within this many days")
+    r.add_argument("--keep-builds", type=int, metavar="N",
+                   help="keep every object the last N builds used (from the cache's ledger)")
     r.add_argument("--dry-run", action="store_true", help="count, remove nothing")
     add_json_flag(r)
     r.set_defaults(func=run_prune)
@@ -163,16 +174,25 @@ def run_push(args) -> int:
 
 
 def run_prune(args) -> int:
-    from buildctl.cache.prune import prune
+    from buildctl.cache.prune import prune_targets, run
+
+    targets = prune_targets(args.sstate_dir, args.downloads, args.product, args.settings.cache_root)
+    results = run(targets, args.older_than, args.keep_builds, dry_run=args.dry_run)
+    return _report_prune(args, results)
+
+
+def _report_prune(args, results) -> int:
     from buildctl.errors import EXIT_PROBLEMS
 
-    result = prune(args.sstate_dir, args.older_than, dry_run=args.dry_run)
     if args.json:
-        print_json({**result.to_dict(), "dry_run": args.dry_run})
-    else:
+        print_json({**results[0].to_dict(), "dry_run": args.dry_run,
+                    "targets": [r.to_dict() for r in results]})
+    for r in results if not args.json else ():
         verb = "would remove" if args.dry_run else "removed"
-        print(f"{result.objects} objects: {verb} {result.removed} ({result.removed_bytes} bytes), "
-              f"kept {result.kept}, {len(result.failed)} failed")
-        for f in result.failed[:20]:
+        for note in r.notes:
+            print(note)
+        print(f"{r.root}: {r.objects} {r.kind} objects: {verb} {r.removed} "
+              f"({r.removed_bytes} bytes), kept {r.kept}, {len(r.failed)} failed")
+        for f in r.failed[:20]:
             print(f"failed {f}")
-    return EXIT_PROBLEMS if result.failed else 0
+    return EXIT_PROBLEMS if any(r.failed for r in results) else 0

@@ -484,5 +484,20 @@ case("doctor-product-dir", ["doctor", "--product", "products"], USAGE, r"product
 case("doctor-product-unknown-field", ["doctor", "--product", "products/demo.yml"], USAGE,
      r"demo\.yml:\d+: .*colour", prepare=edit("products/demo.yml", setter(colour="blue")))
 
+# -- repos, clean, diff, cache prune (issue 15): refused before anything is written --------------
+case("repos-no-command", ["repos", "products/demo.yml", "--"], USAGE, r"no command given")
+case("repos-unknown-board", ["repos", "products/demo.yml", "--board", "x", "--", "true"], USAGE,
+     r"board 'x' is not in this product")
+case("clean-unknown-board", ["clean", "products/demo.yml", "--board", "x"], USAGE, r"board 'x'")
+case("diff-missing", ["diff", "products/demo.yml", "nope.yml"], USAGE, r"nope\.yml: no such file")
+case("diff-binary", ["diff", "signed.mender", "products/demo.yml"], USAGE, r"signed\.mender")
+case("diff-product-vs-lock", ["diff", "products/demo.yml", "l.yml"], USAGE,
+     r"is a product and l\.yml a lock", files={"l.yml": "overrides: {repos: {}}\n"})
+case("diff-revision-not-git", ["diff", "HEAD~1", "HEAD", "--product", "products/demo.yml"],
+     USAGE, r"HEAD~1 is not a revision|not in a git repository")
+case("prune-no-directory", ["cache", "prune", "--older-than", "3"], USAGE, r"SSTATE_DIR")
+case("prune-keep-builds-zero", ["cache", "prune", "machines", "--keep-builds", "0"], USAGE,
+     r"--keep-builds: must be at least 1")
+
 # -- help: every verb answers --help with exit 0 -----------------------------------------------
 # (not hostile, but the contract: they must not crash either)

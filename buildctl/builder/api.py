@@ -34,6 +34,7 @@ class BuildArgs:
     lock: Path | None = None
     repo_ref_dir: Path | None = None
     cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
+    settings: object | None = None  # the command line's Settings: SSH agent, credential helper
 
 
 def default_image() -> str:
@@ -49,7 +50,7 @@ def build(args: BuildArgs) -> BuildReport:
         own(out, owner)
     try:
         target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
-                             args.series, args.lock)
+                             args.series, args.lock, settings=args.settings)
         if args.mode == "build":
             _check_signing_keys(target.jobs)
     except BaseException:  # invalid inputs leave nothing behind (no out/<name>)

@@ -52,7 +52,7 @@ def run(args) -> int:
     checks = doctor.run_checks(caches, runtime, image,
                                docker_host=os.environ.get("DOCKER_HOST"))
     if product is not None:
-        checks += _product_checks(product, path, runtime, args.offline, doctor)
+        checks += _product_checks(product, path, runtime, args.offline, doctor, settings)
     failed = [c for c in checks if not c.ok and c.severity == "error"]
     if args.json:
         print_json({"ok": not failed, "product": str(path) if path else None,
@@ -78,8 +78,10 @@ def _default_image(runtime: str) -> str | None:
     return default_image()
 
 
-def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) -> list:
+def _product_checks(product, path: Path, runtime: str, offline: bool, doctor, settings=None) -> list:
     import os
+
+    from buildctl.commands._product import git_auth
 
     from buildctl.manifest.yamlsrc import load as load_yaml
 
@@ -88,6 +90,7 @@ def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) ->
                                   dict(os.environ))
     if offline:
         return checks
+    auth = git_auth(product, settings)
     urls = {name: r.url for name, r in product.repos.items() if r.url}
     for board in product.boards.values():
         urls.update({name: r.url for name, r in board.repos.items() if r.url})
@@ -101,5 +104,5 @@ def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) ->
         except UserError as exc:
             checks.append(doctor.Check("debian-mirror", False, str(exc), "warning",
                                        advice="buildctl container build --mirror URL"))
-        return checks + doctor.check_network(urls, mirror, SUITE)
-    return checks + doctor.check_network(urls, None, "")
+        return checks + doctor.check_network(urls, mirror, SUITE, auth)
+    return checks + doctor.check_network(urls, None, "", auth)

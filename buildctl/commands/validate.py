@@ -35,7 +35,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     product = open_product(args)
     lock = open_lock(args, product)
-    cache = repo_cache(args, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline, product=product)
     boards = product.select_boards(args.board)
     findings = with_import_origins(relative_to_cwd(validate_product(product, boards, lock, cache)))
     types = device_types.explain(product, boards, lock, cache)

@@ -121,6 +121,9 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
         if r.get("signed") and path is not None and not any(ref.commit for ref in refs.values()):
             raise smap.error(keypath + (name, "signed"), "a path: repository used as its work tree "
                                                          "has no commit to verify (pin refs.<series>.commit)")
+        if r.get("url") and _url_password(r["url"]):
+            raise smap.error(keypath + (name, "url"), "holds a password or token: give the URL "
+                             "without it and the secret as credentials: env:NAME (or file:PATH)")
         credentials = None
         if "credentials" in r:
             if not str(r.get("url", "")).startswith("https://"):
@@ -135,6 +138,15 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
                            allowed_signers=tuple(r.get("allowed_signers") or ()),
                            credentials=credentials)
     return repos
+
+
+def _url_password(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    try:
+        return bool(urlparse(url).password)
+    except ValueError:
+        return False
 
 
 def _storage(d: dict | None) -> Storage:

@@ -355,7 +355,7 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
 
 def preflight_for_build(product_path, *, boards: list[str] | None, series: str | None,
                         lock_path, repo_ref_dir, git_cache: Path | None = None,
-                        signs: bool = False) -> list[Finding]:
+                        signs: bool = False, settings=None) -> list[Finding]:
     """What `buildctl build` runs before any container starts: validate of the boards it will
     build (findings relative to the current directory). A plain kas file has nothing to check."""
     from buildctl.builder.jobs import is_kas_file
@@ -380,6 +380,12 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
         except UserError as exc:
             raise UserError(f"{exc} (artifacts are signed on this host after the build)") from None
     lock = lockfile.find(product, lock_path)
-    cache = RepoCache(ref_dir=repo_ref_dir, **({"cache_dir": git_cache} if git_cache else {}))
+    from buildctl.layers.gitauth import GitAuth
+
+    auth = GitAuth.for_product(product, agent_socket=getattr(settings, "ssh_auth_sock", None),
+                               credential_helper=getattr(settings, "git_credential_helper", None),
+                               home=getattr(settings, "home", None))
+    cache = RepoCache(ref_dir=repo_ref_dir, auth=auth,
+                      **({"cache_dir": git_cache} if git_cache else {}))
     return with_import_origins(relative_to_cwd(
         validate_product(product, product.select_boards(boards or None), lock, cache)))

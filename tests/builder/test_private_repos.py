@@ -247,3 +247,83 @@ def test_https_token_reaches_git_through_its_environment_never_argv(monkeypatch,
     finally:
         GitAuth.discard(material)
     assert not material.directory.exists()
+
+
+def test_container_runs_mount_the_agent_and_credentials_for_the_checkout_only(world, tmp_path,
+                                                                               monkeypatch):
+    """What a container runtime is asked to run, phase by phase (docker maps these RunSpecs
+    1:1 to binds and environment): the checkout alone gets the agent socket, the known_hosts
+    copy, the netrc and its git configuration."""
+    monkeypatch.setenv("BUILDCTL_TEST_TOKEN", "tok-5e6f")
+    from buildctl.layers.gitauth import Token
+
+    specs = []
+
+    class Recording:
+        name = "docker"
+
+        def run(self, spec, on_line):
+            present = {str(m.path): m.path.exists() for m in spec.mounts}
+            specs.append((spec, present))
+            return 0
+
+    auth = GitAuth(known_hosts=world["server"].known_hosts, agent_socket=world["server"].agent_socket,
+                   ssh=True, tokens=(Token("https://git.example.invalid/p.git",
+                                           SecretRef("env", "BUILDCTL_TEST_TOKEN")),))
+    kas = write_yaml(tmp_path / "board.yml", {"header": {"version": 14}, "machine": "secretboard",
+                                              "repos": {"meta-private": {"url": world["url"]}}})
+    job = BoardJob("secretboard", "secretboard", "release", kas,
+                   repos={"meta-private": {"url": world["url"], "commit": world["commit"]}},
+                   fetch_auth=auth)
+    caches = CacheSettings(tmp_path / "s", tmp_path / "d", tmp_path / "g", hermetic=True)
+    opts = BuildOptions(out_dir=tmp_path / "out", owner=(os.getuid(), os.getgid()),
+                        mode="build", series="scarthgap")
+    runner = BoardRunner(Recording(), caches, opts, {"runtime": "docker"})
+    runner._collect = lambda job, rep: None
+    runner._release = lambda job, rep: []
+    rep = runner.run(job)
+    assert rep.status == "succeeded", rep.message
+    names = [s.name.rsplit("-", 1)[1] for s, _ in specs]
+    assert names == ["checkout", "fetch", "build"]
+    (checkout, present), *bitbake = specs
+    sock = world["server"].agent_socket
+    assert checkout.env["SSH_AUTH_SOCK"] == sock and present[sock]
+    cred_dir = Path(checkout.env["NETRC_FILE"]).parent
+    assert present[str(cred_dir)] and any(m.path == cred_dir and m.read_only for m in checkout.mounts)
+    assert Path(checkout.env["GITCONFIG_FILE"]).parent == cred_dir
+    assert not cred_dir.exists()  # removed once the checkout ended
+    for spec, _ in bitbake:
+        assert not {"SSH_AUTH_SOCK", "NETRC_FILE", "GIT_CREDENTIAL_HELPER"} & set(spec.env)
+        assert all(str(m.path) != sock and m.path != cred_dir for m in spec.mounts)
+        assert not str(spec.env["GITCONFIG_FILE"]).startswith(str(cred_dir))
+    assert _grep([tmp_path / "out"], _secrets(world) + ["tok-5e6f"]) == []
+
+
+@pytest.mark.parametrize("repo, message", [
+    ({"url": "https://ci:s3cr3t@git.example.invalid/p.git"}, "holds a password or token"),
+    ({"url": "ssh://git@git.example.invalid/p.git", "credentials": "env:TOKEN"},
+     "credentials are for https:// URLs"),
+    ({"url": "https://git.example.invalid/p.git", "credentials": "hunter2"}, "credentials"),
+])
+def test_credentials_are_references_never_values(tmp_path, capsys, repo, message):
+    from tests.helpers.products import simple_product
+
+    path = simple_product(tmp_path, boards=("qemux86-64",))
+    data = yaml.safe_load(path.read_text())
+    data["repos"]["private"] = {**repo, "refs": {"scarthgap": {"branch": "main"}}}
+    write_yaml(path, data)
+    assert main(["validate", str(path), "--offline"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "demo.yml:" in err and "repos.private" in err
+    assert len(err.splitlines()) == 1 and "s3cr3t" not in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize("url, ssh", [
+    ("ssh://git@host/x.git", True), ("git@github.com:o/r.git", True), ("host:path/r.git", True),
+    ("git+ssh://h/r", True), ("https://h/r.git", False), ("file:///srv/r", False),
+    ("/srv/r.git", False), ("git://h/r", False),
+])
+def test_which_urls_are_ssh(url, ssh):
+    from buildctl.layers.gitauth import is_ssh_url
+
+    assert is_ssh_url(url) is ssh

@@ -154,6 +154,9 @@ def _reach_git(url: str, auth=None) -> tuple[bool, str]:
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0",
            "GIT_ASKPASS": "true", "HOME": os.environ.get("HOME", "/")}
+    # the caller's TLS trust for git servers with a site CA (as the cache's clones use it)
+    env.update({k: os.environ[k] for k in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR")
+                if k in os.environ})
     args: list[str] = []
     if auth is not None:
         try:

@@ -327,3 +327,51 @@ def test_which_urls_are_ssh(url, ssh):
     from buildctl.layers.gitauth import is_ssh_url
 
     assert is_ssh_url(url) is ssh
+
+
+# -- HTTPS with a token ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def https_world(tmp_path_factory):
+    from tests.helpers.https_git_server import HttpsGitServer
+
+    root = tmp_path_factory.mktemp("https")
+    server = HttpsGitServer(root / "srv", "ci-bot", "tok-9d1e4c")
+    try:
+        layer = root / "src" / "meta-https"
+        commit = make_repo(layer, {"conf/layer.conf": layer_conf("partner", depends=["core"])})
+        url = server.publish(layer, "meta-https.git")
+        from tests.helpers.products import simple_product
+
+        path = simple_product(root / "product", boards=("qemux86-64",))
+        data = yaml.safe_load(path.read_text())
+        data["repos"]["meta-https"] = {"url": url, "credentials": "env:BUILDCTL_TEST_HTTPS_TOKEN",
+                                       "refs": {"scarthgap": {"branch": "scarthgap", "commit": commit}}}
+        write_yaml(path, data)
+        yield {"server": server, "product": path}
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("token, ok", [("ci-bot:tok-9d1e4c", True), ("ci-bot:tok-wrong1", False)])
+def test_https_token_from_a_reference_clones_and_doctor_checks_it(https_world, capsys, monkeypatch,
+                                                                  token, ok):
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(https_world["server"].cert))
+    monkeypatch.setenv("BUILDCTL_TEST_HTTPS_TOKEN", token)
+    seen = len(https_world["server"].requests)
+    code = main(["validate", str(https_world["product"]), "--json"])
+    out = capsys.readouterr()
+    bad = [f for f in json.loads(out.out)["findings"] if f["code"] == "repo-unavailable"]
+    if ok:
+        assert code == 0 and bad == []
+    else:
+        (f,) = bad
+        assert code == 1 and f["message"].startswith("repo meta-https: cannot clone https://")
+        assert "Authentication failed" in f["message"]
+    main(["doctor", "--product", str(https_world["product"]), "--runtime", "host", "--json"])
+    doctor = capsys.readouterr()
+    checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
+    assert checks["repo:meta-https"]["ok"] is ok
+    secret = token.split(":")[1]
+    assert secret not in out.out + out.err + doctor.out + doctor.err
+    # the server saw the token (HTTP Basic) exactly when it was the right one
+    assert any(auth for _, auth in https_world["server"].requests[seen:]) is ok

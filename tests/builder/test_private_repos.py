@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from buildctl.builder.caches import CacheSettings
-from buildctl.builder.report import BoardReport
 from buildctl.builder.runner import BoardJob, BoardRunner, BuildOptions
 from buildctl.builder.runtime import get_runtime
 from buildctl.cli import main

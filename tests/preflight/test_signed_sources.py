@@ -191,3 +191,26 @@ def test_build_preflight_refuses_the_same_pin(signed, capsys):
                                             lock_path=None, repo_ref_dir=None)
              if f.code == "source-signature"]
     assert len(found) == 1 and f"commit {sha}" in found[0].message
+
+
+def test_a_fingerprint_restricts_the_signer_to_that_key(signed, capsys):
+    data = yaml.safe_load(signed["product"].read_text())
+    data["signers"]["alice"]["fingerprint"] = signed["fprs"]["mallory"]
+    bad = write_yaml(signed["product"].with_name("fpr.yml"), data)
+    _pin(signed, signed["commits"]["gpg-alice"])
+    _copy_repos(signed["product"], bad)
+    code = main(["validate", str(bad), "--offline"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "signer alice: " in err and f"holds no key with fingerprint {signed['fprs']['mallory']}" in err
+    data["signers"]["alice"]["fingerprint"] = signed["fprs"]["alice"]
+    write_yaml(bad, data)
+    _copy_repos(signed["product"], bad)
+    assert main(["validate", str(bad), "--offline"]) == 0
+
+
+def _copy_repos(src: Path, dst: Path) -> None:
+    """dst gets src's repos section (the pin _pin just wrote)."""
+    d = yaml.safe_load(dst.read_text())
+    d["repos"] = yaml.safe_load(src.read_text())["repos"]
+    write_yaml(dst, d)

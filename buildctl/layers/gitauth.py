@@ -220,6 +220,9 @@ def explain_failure(stderr: str, auth: "GitAuth | None", url: str | None) -> str
     if is_ssh_url(url):
         if auth is None or not auth.agent_socket:
             line += " (no SSH agent: SSH_AUTH_SOCK is not set)"
+        elif any("Error connecting to agent" in ln or "agent refused" in ln for ln in lines):
+            line += (" (the SSH agent could not be used: ssh-agent only serves its own user, and "
+                     "the checkout runs as the build's user)")
         if ("host key" in line.lower() or "Host key" in line) and auth is not None:
             line += (f" (known_hosts: {auth.known_hosts})" if auth.known_hosts
                      else " (no known_hosts file: fetch.known_hosts or ~/.ssh/known_hosts)")

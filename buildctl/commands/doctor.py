@@ -2,7 +2,9 @@
 
 Checks the container engine (and your access to it), the builder image, disk space and the
 cache directories, user namespaces and host tools. With --product (default:
-products/demo.yml when it exists) also: every repository the product fetches and the Debian
+products/demo.yml when it exists) also: every repository the product fetches (private ones
+with your SSH agent, known_hosts and the credentials: tokens, as the build's checkout uses
+them; an unreachable one is named in one line with git's reason) and the Debian
 mirror the builder image comes from are reachable, the product's signing key loads, and every
 env:/file: secret the product names is there. --offline skips the network checks. Nothing is
 written. Exit 1 when an error-level check fails (warnings alone exit 0); each failure comes

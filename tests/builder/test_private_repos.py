@@ -267,8 +267,9 @@ def test_container_runs_mount_the_agent_and_credentials_for_the_checkout_only(wo
             return 0
 
     auth = GitAuth(known_hosts=world["server"].known_hosts, agent_socket=world["server"].agent_socket,
-                   ssh=True, tokens=(Token("https://git.example.invalid/p.git",
-                                           SecretRef("env", "BUILDCTL_TEST_TOKEN")),))
+                   ssh=True, credential_helper="cache --timeout 60",
+                   tokens=(Token("https://git.example.invalid/p.git",
+                                 SecretRef("env", "BUILDCTL_TEST_TOKEN")),))
     kas = write_yaml(tmp_path / "board.yml", {"header": {"version": 14}, "machine": "secretboard",
                                               "repos": {"meta-private": {"url": world["url"]}}})
     job = BoardJob("secretboard", "secretboard", "release", kas,
@@ -290,6 +291,7 @@ def test_container_runs_mount_the_agent_and_credentials_for_the_checkout_only(wo
     cred_dir = Path(checkout.env["NETRC_FILE"]).parent
     assert present[str(cred_dir)] and any(m.path == cred_dir and m.read_only for m in checkout.mounts)
     assert Path(checkout.env["GITCONFIG_FILE"]).parent == cred_dir
+    assert checkout.env["GIT_CREDENTIAL_HELPER"] == "cache --timeout 60"  # kas's own variable
     assert not cred_dir.exists()  # removed once the checkout ended
     for spec, _ in bitbake:
         assert not {"SSH_AUTH_SOCK", "NETRC_FILE", "GIT_CREDENTIAL_HELPER"} & set(spec.env)

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from buildctl.errors import UserError
+from buildctl.layers.gitauth import GitAuth, explain_failure
 from buildctl.layers.gitfs import GitError, first_error, git
 from buildctl.manifest.model import Repo
 
@@ -34,9 +35,9 @@ def qualified_name(url: str) -> str:
     return text.strip(".")
 
 
-def _git(git_dir: Path, *args: str, check: bool = True):
+def _git(git_dir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):
     try:
-        return git(git_dir, *args, check=check)
+        return git(git_dir, *args, check=check, env=env)
     except GitError as e:
         raise RepoAccessError(e.reason if e.dubious else str(e), dubious=e.dubious) from None
 
@@ -55,6 +56,7 @@ class RepoCache:
     cache_dir: Path = field(default_factory=lambda: DEFAULT_GIT_CACHE.expanduser())
     ref_dir: Path | None = None
     offline: bool = False
+    auth: GitAuth | None = None  # private repositories: SSH host keys, agent, HTTPS tokens
     _dirs: dict[str, Path] = field(default_factory=dict)
     _known: set[tuple[str, str]] = field(default_factory=set)
     _heads: dict[str, str] = field(default_factory=dict)
@@ -104,11 +106,18 @@ class RepoCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
+        args, env = self._remote(repo)
         try:
-            git(None, "clone", "--bare", "--quiet", repo.url, str(tmp))
+            r = git(None, *args, "clone", "--bare", "--quiet", repo.url, str(tmp), env=env,
+                    check=False)
         except GitError as exc:
+            r = None
+            reason = exc.reason
+        if r is None or r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RepoAccessError(f"repo {repo.name}: cannot clone {repo.url}: {exc.reason}") from None
+            if r is not None:  # git's (or ssh's) most telling line, with what was at hand
+                reason = explain_failure(r.stderr, self.auth, repo.url) or "git clone failed"
+            raise RepoAccessError(f"repo {repo.name}: cannot clone {repo.url}: {reason}") from None
         tmp.rename(target)
         return target
 
@@ -126,11 +135,18 @@ class RepoCache:
         if self.has_commit(repo, sha):
             return g
         if not repo.is_local and not self.offline and self._writable(g):
-            _git(g, "fetch", "--quiet", repo.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
-                 check=False)
+            args, env = self._remote(repo)
+            _git(g, *args, "fetch", "--quiet", repo.url, "+refs/heads/*:refs/heads/*",
+                 "+refs/tags/*:refs/tags/*", check=False, env=env)
             if self.has_commit(repo, sha):
                 return g
         raise RepoAccessError(f"repo {repo.name}: commit {sha} not found in {repo.url or repo.path}")
+
+    def _remote(self, repo: Repo) -> tuple[list[str], dict[str, str] | None]:
+        """git options and environment for talking to repo's remote (credentials at hand)."""
+        if self.auth is None:
+            return [], None
+        return self.auth.host_git(repo.url)
 
     def _writable(self, g: Path) -> bool:
         """Only buildctl's own cache is fetched into; mirrors and local repos are read-only."""
@@ -140,8 +156,9 @@ class RepoCache:
         """The commit a branch points to (after fetching it, with update=True)."""
         g = self.git_dir(repo)
         if update and not repo.is_local and not self.offline and self._writable(g):
-            r = _git(g, "fetch", "--quiet", repo.url, f"+refs/heads/{branch}:refs/heads/{branch}",
-                     check=False)
+            args, env = self._remote(repo)
+            r = _git(g, *args, "fetch", "--quiet", repo.url, f"+refs/heads/{branch}:refs/heads/{branch}",
+                     check=False, env=env)
             if r.returncode != 0:
                 raise RepoAccessError(f"repo {repo.name}: cannot fetch branch {branch} from "
                                       f"{repo.url}: {first_error(r.stderr) or 'git fetch failed'}")

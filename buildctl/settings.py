@@ -22,6 +22,10 @@ class Settings:
     repo_ref_dir: Path | None  # KAS_REPO_REF_DIR: reference mirrors (read only)
     log_dir: Path  # BUILDCTL_LOG_DIR: where internal-error tracebacks go
     source_date_epoch: str | None  # SOURCE_DATE_EPOCH, as given (checked where it is used)
+    # private layer repositories (fetch/checkout only, never the bitbake phase)
+    ssh_auth_sock: str | None = None  # SSH_AUTH_SOCK: the caller's SSH agent
+    git_credential_helper: str | None = None  # GIT_CREDENTIAL_HELPER (kas's name)
+    home: Path | None = None  # HOME: ~/.ssh/known_hosts
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,4 +43,7 @@ class Settings:
             if env.get("KAS_REPO_REF_DIR") else None,
             log_dir=path("BUILDCTL_LOG_DIR", state / "buildctl"),
             source_date_epoch=env.get("SOURCE_DATE_EPOCH") or None,
+            ssh_auth_sock=env.get("SSH_AUTH_SOCK") or None,
+            git_credential_helper=env.get("GIT_CREDENTIAL_HELPER") or None,
+            home=Path(env["HOME"]) if env.get("HOME") else None,
         )

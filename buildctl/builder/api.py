@@ -34,7 +34,7 @@ class BuildArgs:
     lock: Path | None = None
     repo_ref_dir: Path | None = None
     cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
-    git_cache: Path | None = None  # BUILDCTL_GIT_CACHE: where pre-flight left the layer repos
+    settings: object | None = None  # the command line's Settings: SSH agent, credential helper, git cache
 
 
 def default_image() -> str:
@@ -45,7 +45,8 @@ def _layer_cache(args: BuildArgs):
     """Offline access to the layer repositories pre-flight fetched (the gate's device types)."""
     from buildctl.repos import RepoCache
 
-    kw = {"cache_dir": args.git_cache} if args.git_cache else {}
+    git_cache = getattr(args.settings, "git_cache", None)
+    kw = {"cache_dir": git_cache} if git_cache else {}
     return RepoCache(ref_dir=args.repo_ref_dir, offline=True, **kw)
 
 
@@ -58,7 +59,8 @@ def build(args: BuildArgs) -> BuildReport:
         own(out, owner)
     try:
         target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
-                             args.series, args.lock, _layer_cache(args))
+                             args.series, args.lock, cache=_layer_cache(args),
+                             settings=args.settings)
         if args.mode == "build":
             _check_signing_keys(target.jobs)
     except BaseException:  # invalid inputs leave nothing behind (no out/<name>)

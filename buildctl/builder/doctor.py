@@ -145,11 +145,27 @@ def check_tools(runtime: str) -> list[Check]:
 
 
 # -- network -------------------------------------------------------------------------------
-def _reach_git(url: str) -> tuple[bool, str]:
+def _reach_git(url: str, auth=None) -> tuple[bool, str]:
+    """git ls-remote with the credentials at hand (the product's private repositories: the SSH
+    agent, known_hosts with strict host key checking, HTTPS tokens); a failure is git's most
+    telling line."""
+    from buildctl.errors import UserError
+    from buildctl.layers.gitauth import explain_failure
+
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0",
            "GIT_ASKPASS": "true", "HOME": os.environ.get("HOME", "/")}
+    # the caller's TLS trust for git servers with a site CA (as the cache's clones use it)
+    env.update({k: os.environ[k] for k in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR")
+                if k in os.environ})
+    args: list[str] = []
+    if auth is not None:
+        try:
+            args, extra = auth.host_git(url)
+        except UserError as exc:  # a token that cannot be read (never its value)
+            return False, str(exc)
+        env.update(extra)
     try:
-        r = subprocess.run(["git", "ls-remote", "--exit-code", url, "HEAD"], check=False,
+        r = subprocess.run(["git", *args, "ls-remote", "--exit-code", url, "HEAD"], check=False,
                            capture_output=True,
                            text=True, timeout=NET_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -158,8 +174,7 @@ def _reach_git(url: str) -> tuple[bool, str]:
         return False, exc.strerror or str(exc)
     if r.returncode in (0, 2):  # 2: reachable, no HEAD
         return True, "reachable"
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    return False, (lines[0] if lines else f"git ls-remote exited {r.returncode}")[:200]
+    return False, explain_failure(r.stderr, auth, url)[:200] or f"git ls-remote exited {r.returncode}"
 
 
 def _reach_http(url: str) -> tuple[bool, str]:
@@ -175,26 +190,38 @@ def _reach_http(url: str) -> tuple[bool, str]:
 
 
 def check_network(repo_urls: dict[str, str], mirror: str | None,
-                  suite: str) -> list[Check]:
+                  suite: str, auth=None) -> list[Check]:
     """Every remote repository the product fetches, and the Debian mirror of the builder image,
-    asked in parallel (git ls-remote; an HTTP HEAD of the suite's Release file)."""
+    asked in parallel (git ls-remote; an HTTP HEAD of the suite's Release file). auth: how the
+    product's private repositories are reached (buildctl.layers.gitauth.GitAuth)."""
     jobs: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=8) as pool:
         for name, url in sorted(repo_urls.items()):
-            jobs[f"repo:{name}"] = (url, pool.submit(_reach_git, url))
+            jobs[f"repo:{name}"] = (url, pool.submit(_reach_git, url, auth))
         if mirror:
             release = f"{mirror.rstrip('/')}/dists/{suite}/Release"
             jobs["debian-mirror"] = (mirror, pool.submit(_reach_http, release))
         out = []
         for name, (url, fut) in jobs.items():
             ok, how = fut.result()
-            advice = "" if ok else ("check the network, a proxy (https_proxy) or the URL; "
-                                    "air-gapped: give --repo-ref-dir with mirrors"
+            advice = "" if ok else (_repo_advice(url, auth)
                                     if name.startswith("repo:") else
                                     "check the network or apt's sources; air-gapped: "
                                     "buildctl container build --mirror URL")
             out.append(Check(name, ok, f"{url}: {how}", advice=advice))
     return out
+
+
+def _repo_advice(url: str, auth) -> str:
+    from buildctl.layers.gitauth import is_ssh_url
+
+    if is_ssh_url(url):
+        return ("load the key into your SSH agent (ssh-add) and check the host's key is in the "
+                "known_hosts file (fetch.known_hosts or ~/.ssh/known_hosts)")
+    if auth is not None and auth.token_for(url) is not None:
+        return "check the token the repository's credentials reference names"
+    return ("check the network, a proxy (https_proxy) or the URL; "
+            "air-gapped: give --repo-ref-dir with mirrors")
 
 
 # -- the product's secrets -----------------------------------------------------------------

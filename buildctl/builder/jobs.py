@@ -50,11 +50,13 @@ def from_kas_file(path: Path, boards: list[str], variant: str | None) -> Target:
 
 def from_product(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
                  series: str | None = None, lock_path: Path | None = None,
-                 cache=None) -> Target:
+                 cache=None, settings=None) -> Target:
     """Compose each selected board (pinned by the product's lock file when there is one).
     ``cache``: the RepoCache the layers' device types are read from when a board's manifest
     leaves them to the layers (default: the environment's, offline)."""
     from buildctl.compose import compose_board, device_types, lockfile
+    from buildctl.compose.kasfile import stack_repos
+    from buildctl.layers.gitauth import GitAuth
     from buildctl.manifest import load_product
 
     product = load_product(path)
@@ -68,6 +70,12 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
     for board in selected:
         composed = compose_board(product, board.name, var.name,
                                  compose_dir / f"{board.name}-{var.name}", lock=lock)
+        # the board's private repositories: credentials for its checkout phase only
+        auth = GitAuth.for_repos([r for r, _ in stack_repos(product, board).values()],
+                                 known_hosts=product.fetch.known_hosts,
+                                 agent_socket=getattr(settings, "ssh_auth_sock", None),
+                                 credential_helper=getattr(settings, "git_credential_helper", None),
+                                 home=getattr(settings, "home", None), base=path.resolve().parent)
         jobs.append(BoardJob(name=board.name, machine=composed.machine, variant=var.name,
                              kas_file=Path(composed.kas_file), repos=dict(composed.repos),
                              tune=board.tune or "", family=board.family or "",
@@ -75,7 +83,7 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
                              artifact_name=product.artifact_name(board.name, var.name),
                              signing_key=_key_ref(product), require_signed=product.mender.require_signed,
                              tenant_token=_ref(product, product.mender.tenant_token),
-                             image_types=promised_types(board)))
+                             image_types=promised_types(board), fetch_auth=auth))
     return Target(name=product.name, series=product.series,
                   root=Path(product.root or path.parent), jobs=jobs, variant=var.name,
                   cache=product.cache, runtime=product.runtime, image=product.container_image)
@@ -83,12 +91,13 @@ def from_product(path: Path, boards: list[str], variant: str | None, compose_dir
 
 def load_target(path: Path, boards: list[str], variant: str | None, compose_dir: Path,
                 series: str | None = None, lock_path: Path | None = None,
-                cache=None) -> Target:
+                cache=None, settings=None) -> Target:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if is_kas_file(path):
         return from_kas_file(path, boards, variant)
-    return from_product(path, boards, variant, compose_dir, series, lock_path, cache)
+    return from_product(path, boards, variant, compose_dir, series, lock_path, cache=cache,
+                        settings=settings)
 
 
 def promised_types(board) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from buildctl.builder.report import BoardReport, write_json
 from buildctl.builder.runtime.base import Mount, Runtime, RunSpec, allowed_host_env
 from buildctl.secrets import SecretRef
 from buildctl.builder.workspace import cache_identity, local_sources
+from buildctl.layers.gitauth import GitAuth
 from buildctl.release.gate import BoardRelease, gate_board
 
 MODES = ("build", "dry-run", "parse-only")
@@ -48,6 +49,8 @@ class BoardJob:
     require_signed: bool = False
     tenant_token: str | None = None  # env:/file: reference; resolved into the container's environment
     image_types: tuple[str, ...] = ()  # deploy outputs the manifest promises (gate): mender, sdimg
+    # private repositories: credentials for the checkout phase (never the bitbake phases)
+    fetch_auth: GitAuth | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -140,7 +143,13 @@ class BoardRunner:
         try:
             self._prepare_dirs(job, rep)
             self.write_report(job, rep)
-            for phase in phases.plan(self.opts.mode, self.caches, target_of(job.kas_file)):
+            plan = phases.plan(self.opts.mode, self.caches, target_of(job.kas_file))
+            if job.fetch_auth is not None and not any(
+                    p.name == "checkout" and p.status == "succeeded" for p in rep.phases):
+                # private repositories: checked out first, with the credentials, so that
+                # the bitbake phases find every pinned commit and never need them
+                plan = [phases.CHECKOUT, *plan]
+            for phase in plan:
                 if self.stop_requested.is_set():
                     raise Interrupted()
                 code = self._run_phase(job, rep, phase)
@@ -149,6 +158,8 @@ class BoardRunner:
                 if code != 0:
                     rep.status = "failed"
                     rep.message = phases.failure_message(phase.name, code, rep.bitbake)
+                    if phase is phases.CHECKOUT:
+                        rep.message = self._checkout_cause(job, rep) or rep.message
                     break
             else:
                 problems = []
@@ -182,9 +193,30 @@ class BoardRunner:
         self._prepare_dirs(job, rep)
         code = self._run_phase(job, rep, phases.CHECKOUT)
         if code != 0:
-            rep.message = phases.failure_message("checkout", code, rep.bitbake)
+            rep.message = (self._checkout_cause(job, rep)
+                           or phases.failure_message("checkout", code, rep.bitbake))
             self.write_report(job, rep)
         return code == 0
+
+    def _checkout_cause(self, job: BoardJob, rep: BoardReport) -> str | None:
+        """A checkout that failed on a repository: which one, and git's (or ssh's) reason."""
+        from buildctl.layers.gitauth import explain_failure
+
+        try:
+            text = Path(rep.phase("checkout").log).read_text(errors="replace")
+        except (OSError, TypeError):
+            return None
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if "ERROR" not in line or "failed" not in line:
+                continue
+            for name, info in job.repos.items():
+                url = info.get("url")
+                if url and url in line:
+                    after = "\n".join(lines[i + 1:i + 8])
+                    why = explain_failure(after, job.fetch_auth, url)
+                    return f"checkout: repo {name} ({url}): {why or 'git failed'}"
+        return None
 
     def _prepare_dirs(self, job: BoardJob, rep: BoardReport) -> None:
         workspace.prepare(self.board_dir(job), job.kas_file, rep.cache_identity, self.opts.owner)
@@ -223,8 +255,16 @@ class BoardRunner:
                                   + self.caches.mirror_dirs())
                     if p.exists()]]
         env = self._container_env(job, phase.network)
-        env["GITCONFIG_FILE"] = str(workspace.write_gitconfig(
-            d, [str(m.path) for m in mounts if m.read_only], self.opts.owner))
+        safe_dirs = [str(m.path) for m in mounts if m.read_only]
+        env["GITCONFIG_FILE"] = str(workspace.write_gitconfig(d, safe_dirs, self.opts.owner))
+        material = None
+        if phase is phases.CHECKOUT and job.fetch_auth is not None:
+            # the one phase that sees credentials: agent socket, known_hosts, netrc, helper
+            material = job.fetch_auth.checkout_material(safe_dirs, self.opts.owner)
+            env.update(material.env)
+            mounts += [Mount(p, read_only=True) for p in material.mounts]
+            if material.socket is not None:
+                mounts.append(Mount(material.socket))
         spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{phase.name}"[:120],
                        argv=phases.kas_argv(workspace.kas_copy(d, job.kas_file), overlay, phase),
                        env=env, mounts=mounts, workdir=d / "work",
@@ -243,6 +283,8 @@ class BoardRunner:
         finally:
             with self._lock:
                 self._active.pop(job.name, None)
+            if material is not None:
+                GitAuth.discard(material)
         result.seconds = round(time.monotonic() - t0, 2)
         result.exit_code = code
         result.sstate = log.sstate.to_dict() if log.sstate else None

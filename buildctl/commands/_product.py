@@ -30,13 +30,25 @@ def repo_ref_dir(args) -> Path | None:
     return args.repo_ref_dir or (settings.repo_ref_dir if settings else None)
 
 
-def repo_cache(args, *, offline: bool):
-    """The git access for a verb, with the cache and mirrors the command line was given."""
+def repo_cache(args, *, offline: bool, product=None):
+    """The git access for a verb, with the cache and mirrors the command line was given (and,
+    with the product, the credentials its private repositories need)."""
     from buildctl.repos import RepoCache
 
     settings = getattr(args, "settings", None)
     kw = {"cache_dir": settings.git_cache} if settings else {}
+    if product is not None:
+        kw["auth"] = git_auth(product, settings)
     return RepoCache(ref_dir=repo_ref_dir(args), offline=offline, **kw)
+
+
+def git_auth(product, settings):
+    """How the product's private repositories are reached with the caller's agent and helper."""
+    from buildctl.layers.gitauth import GitAuth
+
+    return GitAuth.for_product(product, agent_socket=getattr(settings, "ssh_auth_sock", None),
+                               credential_helper=getattr(settings, "git_credential_helper", None),
+                               home=getattr(settings, "home", None))
 
 
 def check_series(series: str | None) -> str | None:

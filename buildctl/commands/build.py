@@ -64,8 +64,7 @@ def run(args) -> int:
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
                              json=args.json, series=args.series, lock=args.lock,
                              repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
-                             cache_root=args.settings.cache_root,
-                             git_cache=args.settings.git_cache))
+                             cache_root=args.settings.cache_root, settings=args.settings))
     data = report.to_dict()
     if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
         from buildctl.release.api import release_after_build
@@ -91,7 +90,8 @@ def _preflight(args, signs: bool) -> None:
     findings = preflight_for_build(args.product, boards=args.board, series=args.series,
                                    lock_path=args.lock,
                                    repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
-                                   git_cache=args.settings.git_cache, signs=signs)
+                                   git_cache=args.settings.git_cache, signs=signs,
+                                   settings=args.settings)
     errors = [f for f in findings if f.severity == "error"]
     con = console(stderr=True) if args.json else console()
     for f in findings:

@@ -2,7 +2,9 @@
 
 Checks the container engine (and your access to it), the builder image, disk space and the
 cache directories, user namespaces and host tools. With --product (default:
-products/demo.yml when it exists) also: every repository the product fetches and the Debian
+products/demo.yml when it exists) also: every repository the product fetches (private ones
+with your SSH agent, known_hosts and the credentials: tokens, as the build's checkout uses
+them; an unreachable one is named in one line with git's reason) and the Debian
 mirror the builder image comes from are reachable, the product's signing key loads, and every
 env:/file: secret the product names is there. --offline skips the network checks. Nothing is
 written. Exit 1 when an error-level check fails (warnings alone exit 0); each failure comes
@@ -52,7 +54,7 @@ def run(args) -> int:
     checks = doctor.run_checks(caches, runtime, image,
                                docker_host=os.environ.get("DOCKER_HOST"))
     if product is not None:
-        checks += _product_checks(product, path, runtime, args.offline, doctor)
+        checks += _product_checks(product, path, runtime, args.offline, doctor, settings)
     failed = [c for c in checks if not c.ok and c.severity == "error"]
     if args.json:
         print_json({"ok": not failed, "product": str(path) if path else None,
@@ -78,8 +80,10 @@ def _default_image(runtime: str) -> str | None:
     return default_image()
 
 
-def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) -> list:
+def _product_checks(product, path: Path, runtime: str, offline: bool, doctor, settings=None) -> list:
     import os
+
+    from buildctl.commands._product import git_auth
 
     from buildctl.manifest.yamlsrc import load as load_yaml
 
@@ -88,6 +92,7 @@ def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) ->
                                   dict(os.environ))
     if offline:
         return checks
+    auth = git_auth(product, settings)
     urls = {name: r.url for name, r in product.repos.items() if r.url}
     for board in product.boards.values():
         urls.update({name: r.url for name, r in board.repos.items() if r.url})
@@ -101,5 +106,5 @@ def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) ->
         except UserError as exc:
             checks.append(doctor.Check("debian-mirror", False, str(exc), "warning",
                                        advice="buildctl container build --mirror URL"))
-        return checks + doctor.check_network(urls, mirror, SUITE)
-    return checks + doctor.check_network(urls, None, "")
+        return checks + doctor.check_network(urls, mirror, SUITE, auth)
+    return checks + doctor.check_network(urls, None, "", auth)

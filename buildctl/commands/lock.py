@@ -32,7 +32,7 @@ def run(args) -> int:
     product = open_product(args)
     path = args.lock or lockfile.default_path(product)
     old = lockfile.load(path) if path.exists() else None
-    cache = repo_cache(args, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline, product=product)
     if args.check:
         items = check_lock(product, old, cache)
         if args.json:

@@ -4,7 +4,8 @@ Reads each layer's configuration straight from git objects at the pinned commits
 `path:` repository without a pinned commit from its work tree, as the build uses it) and
 reports, for every board at once: layers not compatible with the series, unmet LAYERDEPENDS,
 a MACHINE or DISTRO no layer defines, bbappends that match no recipe, floating refs, Mender
-settings that cannot work and variables assigned twice with different values. Mender values
+settings that cannot work and variables assigned twice with different values, and pins of
+signed repositories that no allowed signer signed (verified by git against the product's keys). Mender values
 the manifest leaves out are the ones the board's layers set. A repository that cannot be read
 is reported once with the boards it affects. Exit 1 when an error was found, 0 otherwise
 (warnings alone do not fail). `buildctl build` runs the same checks first.
@@ -35,7 +36,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     product = open_product(args)
     lock = open_lock(args, product)
-    cache = repo_cache(args, offline=args.offline)
+    cache = repo_cache(args, offline=args.offline, product=product)
     boards = product.select_boards(args.board)
     findings = with_import_origins(relative_to_cwd(validate_product(product, boards, lock, cache)))
     types = device_types.explain(product, boards, lock, cache)

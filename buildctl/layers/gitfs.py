@@ -62,13 +62,15 @@ def dubious_message(repo: str | os.PathLike[str]) -> str:
 
 def git(repo: str | os.PathLike[str] | None, *args: str, check: bool = True,
         stdin: bytes | None = None, timeout: int = GIT_TIMEOUT_S,
-        text: bool = True) -> subprocess.CompletedProcess:
+        text: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run git on repo (None: no repository, e.g. clone). With check, a failure raises
     GitError naming the repository and git's first error line; a repository git refuses
-    because another user owns it raises GitError(dubious=True) whatever check says."""
+    because another user owns it raises GitError(dubious=True) whatever check says.
+    env: variables added to git's environment (credentials' plumbing, a verifier's keyring)."""
     cmd = (git_args(repo) if repo is not None else ["git"]) + list(args)
     try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=_env())
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
+                              env={**_env(), **(env or {})})
     except subprocess.TimeoutExpired:
         raise GitError(str(repo or "git"), f"git {args[0]} timed out after {timeout} s") from None
     err = proc.stderr.decode(errors="replace")

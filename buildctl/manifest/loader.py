@@ -9,8 +9,8 @@ from pathlib import Path
 
 from buildctl.errors import ManifestError
 from buildctl.manifest import bitbake_vars, schema
-from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Product, ProductMender, Publish,
-                                     Ref, Release, Repo, Sbom, Storage, Variant)
+from buildctl.manifest.model import (Board, BoardMender, Cache, ConfValue, Fetch, Product, ProductMender,
+                                     Publish, Ref, Release, Repo, Sbom, Signer, Storage, Variant)
 from buildctl.manifest.yamlsrc import SourceMap, dotted, load as load_yaml
 from buildctl.secrets import SecretRef
 
@@ -115,12 +115,38 @@ def _repos(data: dict, smap: SourceMap, keypath: tuple, base: Path) -> dict[str,
             if not p.is_file():
                 raise smap.error(keypath + (name, "patches", i), f"no patch file {p}")
             patches.append(str(p))
+        if extends and any(k in r for k in ("signed", "allowed_signers", "credentials")):
+            raise smap.error(keypath + (name,), "signed, allowed_signers and credentials of a core "
+                                                "repo go with the repo in the product manifest")
+        if r.get("signed") and path is not None and not any(ref.commit for ref in refs.values()):
+            raise smap.error(keypath + (name, "signed"), "a path: repository used as its work tree "
+                                                         "has no commit to verify (pin refs.<series>.commit)")
+        if r.get("url") and _url_password(r["url"]):
+            raise smap.error(keypath + (name, "url"), "holds a password or token: give the URL "
+                             "without it and the secret as credentials: env:NAME (or file:PATH)")
+        credentials = None
+        if "credentials" in r:
+            if not str(r.get("url", "")).startswith("https://"):
+                raise smap.error(keypath + (name, "credentials"), "credentials are for https:// URLs "
+                                 "(SSH repositories use the SSH agent)")
+            credentials = SecretRef.parse(r["credentials"])
         repos[name] = Repo(name=name, url=r.get("url"), path=path, refs=refs,
                            layers=tuple(r["layers"]) if "layers" in r else (".",),
                            patches=tuple(patches), source=smap.path,
                            line=smap.line(keypath + (name,)),
-                           extends=extends)
+                           extends=extends, signed=r.get("signed"),
+                           allowed_signers=tuple(r.get("allowed_signers") or ()),
+                           credentials=credentials)
     return repos
+
+
+def _url_password(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    try:
+        return bool(urlparse(url).password)
+    except ValueError:
+        return False
 
 
 def _storage(d: dict | None) -> Storage:
@@ -259,6 +285,11 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
             return None
         return {k: (SecretRef.parse(v) if k in SECRET_KEYS else v) for k, v in d.items()}
 
+    signers, signed, allowed = _signers(data, smap, here, core_repos, boards)
+    fetch = Fetch(known_hosts=(here / data["fetch"]["known_hosts"]).resolve()
+                  if (data.get("fetch") or {}).get("known_hosts") else None)
+    if fetch.known_hosts is not None and not fetch.known_hosts.is_file():
+        raise smap.error(("fetch", "known_hosts"), f"no known_hosts file {fetch.known_hosts}")
     targets = data["target"] if isinstance(data["target"], list) else [data["target"]]
     return Product(
         name=data["name"], series=data["series"], distro=data["distro"], targets=tuple(targets),
@@ -269,11 +300,51 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         mender=mender, cache=cache, sbom=_sbom(data.get("sbom") or {}),
         publish=Publish(artifactory=_with_ref(pub.get("artifactory")), mender=_with_ref(pub.get("mender")),
                         targets={n: _with_ref(t) for n, t in (pub.get("targets") or {}).items()}),
+        signers=signers, signed=signed, allowed_signers=allowed, fetch=fetch,
         runtime=data.get("runtime", "docker"),
         container_image=(data.get("container") or {}).get("image"),
         description=data.get("description", ""), path=path.resolve(), root=_repo_root(here),
         smap=smap,
     )
+
+
+def _signers(data: dict, smap: SourceMap, here: Path, core: dict[str, Repo],
+             boards: dict[str, Board]) -> tuple[dict[str, Signer], bool, tuple[str, ...]]:
+    """The product's signers (key files relative to the manifest) and its signing policy; every
+    allowed_signers entry, of the product or of any repository, names one of them."""
+    signers = {}
+    for name, d in (data.get("signers") or {}).items():
+        p = (here / d["path"]).resolve()
+        if not p.is_file():
+            raise smap.error(("signers", name, "path"), f"no key file {p}")
+        kind = d.get("type", "gpg")
+        fpr = d.get("fingerprint")
+        if fpr and (kind == "gpg") != (not fpr.startswith("SHA256:")):
+            raise smap.error(("signers", name, "fingerprint"),
+                             "a gpg fingerprint is 40 hex digits, an ssh one SHA256:...")
+        signers[name] = Signer(name=name, type=kind, path=p, fingerprint=fpr)
+    signed = bool(data.get("signed", False))
+    allowed = tuple(data.get("allowed_signers") or ())
+    known = ", ".join(sorted(signers)) or "none"
+
+    def check(names, where: tuple, file_smap: SourceMap | None = None) -> None:
+        for i, n in enumerate(names):
+            if n not in signers:
+                err_map = file_smap or smap
+                raise err_map.error(where + (i,), f"unknown signer {n!r} (the product's signers: {known})")
+
+    check(allowed, ("allowed_signers",))
+    if signed and not allowed:
+        raise smap.error(("signed",), "signed needs allowed_signers (the ids of signers whose "
+                                      "signatures are accepted)")
+    repo_sets = [(r, ("repos", r.name), smap) for r in core.values()]
+    repo_sets += [(r, ("repos", r.name), b.smap) for b in boards.values() for r in b.repos.values()
+                  if not r.extends and b.smap is not None]
+    for repo, where, m in repo_sets:
+        check(repo.allowed_signers, where + ("allowed_signers",), m)
+        if repo.signed and not (repo.allowed_signers or allowed):
+            raise m.error(where + ("signed",), "signed needs allowed_signers (here or in the product)")
+    return signers, signed, allowed
 
 
 def _sbom(d: dict) -> Sbom:

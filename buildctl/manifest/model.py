@@ -38,6 +38,9 @@ class Repo:
     source: Path | None = None  # manifest that declared it
     line: int | None = None
     extends: bool = False  # board only: more layers of the product's core repo of this id
+    signed: bool | None = None  # pins must be signed (None: as the product says)
+    allowed_signers: tuple[str, ...] = ()  # signer ids (the product's signers); () = the product's
+    credentials: SecretRef | None = None  # HTTPS: token (or user:token) for the fetch only
 
     def ref(self, series: str) -> Ref | None:
         return self.refs.get(series)
@@ -45,6 +48,23 @@ class Repo:
     @property
     def is_local(self) -> bool:
         return self.url is None
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A key whose signatures a product accepts on pinned commits and tags (kas's signers)."""
+
+    name: str
+    type: str  # "gpg" | "ssh"
+    path: Path  # armored GPG public key, SSH public key or allowed_signers file (absolute)
+    fingerprint: str | None = None  # accept only this key of the file
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """How private repositories are reached (the checkout phase only)."""
+
+    known_hosts: Path | None = None  # None: the user's ~/.ssh/known_hosts
 
 
 @dataclass(frozen=True)
@@ -154,6 +174,10 @@ class Product:
     cache: Cache = field(default_factory=Cache)
     sbom: Sbom = field(default_factory=Sbom)
     publish: Publish = field(default_factory=Publish)
+    signers: dict[str, Signer] = field(default_factory=dict)
+    signed: bool = False  # every pinned repository must be signed by allowed_signers
+    allowed_signers: tuple[str, ...] = ()
+    fetch: Fetch = field(default_factory=Fetch)
     runtime: str = "docker"
     container_image: str | None = None
     description: str = ""
@@ -188,6 +212,16 @@ class Product:
         return self.release.artifact_name.format(
             product=self.name, version=self.release.version, board=board,
             variant=variant or self.default_variant, series=self.series)
+
+    def signature_policy(self, repo: Repo) -> tuple[Signer, ...] | None:
+        """The signers a repository's pins must be signed by; None when it need not be signed.
+        (A local ``path:`` repository used as its work tree has no commit: the product-wide
+        ``signed`` leaves it out, a ``signed: true`` on it is refused at load time.)"""
+        signed = (self.signed and not repo.is_local) if repo.signed is None else repo.signed
+        if not signed:
+            return None
+        names = repo.allowed_signers or self.allowed_signers
+        return tuple(self.signers[n] for n in names)
 
     def with_series(self, series: str) -> "Product":
         return replace(self, series=series)

@@ -54,6 +54,8 @@ def _message(err: jsonschema.ValidationError) -> tuple[tuple, str]:
         return path, f"{err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}"
     if v == "pattern":
         hint = _PATTERN_HINTS.get(err.validator_value, f"must match {err.validator_value}")
+        if err.validator_value == _SECRET_PATTERN:  # what was written may be the secret itself
+            return path, f"the value {hint}"
         return path, f"{err.instance!r} {hint}"
     if v in ("minItems", "minProperties"):
         return path, "must not be empty"
@@ -77,6 +79,7 @@ def _message(err: jsonschema.ValidationError) -> tuple[tuple, str]:
     return path, err.message
 
 
+_SECRET_PATTERN = "^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"
 _PATTERN_HINTS = {
     "^[0-9a-f]{40}$": "is not a full 40-character lowercase commit id",
     "^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$":

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from dataclasses import dataclass, replace
 
-from buildctl.compose.kasfile import resolve
+from buildctl.compose.kasfile import resolve, stack_repos
 from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
 from buildctl.findings import Finding
@@ -41,6 +41,7 @@ class StackRefs:
     problems: list[Finding]
     local_roots: dict[str, str]  # display name of a local repo -> its directory
     declared: dict[str, tuple[str, int | None]]  # repo name -> manifest file and line
+    pins: dict[str, tuple[str, str, str | None]] = None  # repo name -> (git dir, commit, tag)
 
 
 def board_layer_refs(product: Product, board: Board, lock: Lock | None,
@@ -55,6 +56,7 @@ def _stack_refs(product: Product, board: Board, lock: Lock | None, cache: RepoCa
     problems: list[Finding] = []
     roots: dict[str, str] = {}
     declared: dict[str, tuple[str, int | None]] = {}
+    pins: dict[str, tuple[str, str, str | None]] = {}
     for name, rr in resolve(product, board, lock).items():
         repo = rr.repo
         src = str(repo.source or "")
@@ -84,8 +86,42 @@ def _stack_refs(product: Product, board: Board, lock: Lock | None, cache: RepoCa
             continue
         if repo.is_local:
             roots[name] = str(repo.path)
+        pins[name] = (git_dir, commit, rr.tag if commit == rr.commit or rr.commit is None else None)
         refs += [LayerRef(git_dir, commit, "" if p == "." else p, name) for p in rr.layers]
-    return StackRefs(refs, problems, roots, declared)
+    return StackRefs(refs, problems, roots, declared, pins)
+
+
+def signature_findings(product: Product, boards: list[Board], stacks: dict[str, StackRefs]
+                       ) -> list[Finding]:
+    """Every pin a signed repository is built from, verified once by git against the product's
+    allowed signers: one finding per refused pin, naming the boards that use it."""
+    from buildctl.layers.signatures import SignatureVerifier
+
+    wanted: dict[tuple, list[str]] = {}
+    for board in boards:
+        s = stacks.get(board.name)
+        if s is None:
+            continue
+        for name, (repo, _layers) in stack_repos(product, board).items():
+            signers = product.signature_policy(repo)
+            if signers is None or name not in (s.pins or {}):
+                continue
+            git_dir, commit, tag = s.pins[name]
+            key = (name, git_dir, commit, tag, tuple(x.name for x in signers))
+            wanted.setdefault(key, []).append(board.name)
+    out: list[Finding] = []
+    with SignatureVerifier() as verifier:
+        for (name, git_dir, commit, tag, names), on in sorted(wanted.items()):
+            repo = product.repos.get(name) or next(b.repos[name] for b in boards if name in b.repos)
+            signers = tuple(product.signers[n] for n in names)
+            v = verifier.verify(git_dir, commit, signers, tag=tag)
+            if v.ok:
+                continue
+            who = f" (signer: {v.signer})" if v.signer else ""
+            out.append(Finding(", ".join(sorted(set(on))), "source-signature",
+                               f"repo {name}: {v.what} {v.reason}{who}; allowed signers: "
+                               f"{', '.join(names)}", str(repo.source or product.path), repo.line))
+    return out
 
 
 def _locate_product_fields(product: Product, findings: list[Finding]) -> list[Finding]:
@@ -277,6 +313,7 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
             stacks[board.name] = _stack_refs(product, board, lock, cache)
             findings += stacks[board.name].problems
     roots = {k: v for s in stacks.values() for k, v in s.local_roots.items()}
+    findings += signature_findings(product, boards, stacks)
     fs = GitFS()
     try:
         # every board's layers in one go: a layer shared by boards is read once
@@ -318,7 +355,7 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
 
 def preflight_for_build(product_path, *, boards: list[str] | None, series: str | None,
                         lock_path, repo_ref_dir, git_cache: Path | None = None,
-                        signs: bool = False) -> list[Finding]:
+                        signs: bool = False, settings=None) -> list[Finding]:
     """What `buildctl build` runs before any container starts: validate of the boards it will
     build (findings relative to the current directory). A plain kas file has nothing to check."""
     from buildctl.builder.jobs import is_kas_file
@@ -343,6 +380,12 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
         except UserError as exc:
             raise UserError(f"{exc} (artifacts are signed on this host after the build)") from None
     lock = lockfile.find(product, lock_path)
-    cache = RepoCache(ref_dir=repo_ref_dir, **({"cache_dir": git_cache} if git_cache else {}))
+    from buildctl.layers.gitauth import GitAuth
+
+    auth = GitAuth.for_product(product, agent_socket=getattr(settings, "ssh_auth_sock", None),
+                               credential_helper=getattr(settings, "git_credential_helper", None),
+                               home=getattr(settings, "home", None))
+    cache = RepoCache(ref_dir=repo_ref_dir, auth=auth,
+                      **({"cache_dir": git_cache} if git_cache else {}))
     return with_import_origins(relative_to_cwd(
         validate_product(product, product.select_boards(boards or None), lock, cache)))

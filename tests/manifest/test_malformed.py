@@ -98,7 +98,7 @@ BOARD_CASES = [
 
 PRODUCT_CASES = [
     ("missing release", _sub(GOOD_PRODUCT, 'release: {version: 1.0.0, artifact_name: "{product}-{version}-{board}"}\n', ""), 1, r"release: required field is missing"),
-    ("literal token", _sub(GOOD_PRODUCT, "mender: {", "mender: {tenant_token: s3cr3t-value, "), 13, r"mender\.tenant_token: 's3cr3t-value' is not a secret reference"),
+    ("literal token", _sub(GOOD_PRODUCT, "mender: {", "mender: {tenant_token: s3cr3t-value, "), 13, r"mender\.tenant_token: the value is not a secret reference"),
     ("signing key literal", _sub(GOOD_PRODUCT, '"env:SIGNING_KEY"', '"-----BEGIN"'), 13, r"mender\.signing_key: .* is not a secret reference"),
     ("require_signed without key", _sub(GOOD_PRODUCT, 'signing_key: "env:SIGNING_KEY", ', ""), 13, r"require_signed needs mender\.signing_key"),
     ("unknown board", _sub(GOOD_PRODUCT, "boards: [qemux86-64]", "boards: [qemux86-64, nosuchboard]"), 10, r"boards\[1\]: no board manifest .*nosuchboard\.yml"),

@@ -22,6 +22,8 @@ class Settings:
     repo_ref_dir: Path | None  # KAS_REPO_REF_DIR: reference mirrors (read only)
     log_dir: Path  # BUILDCTL_LOG_DIR: where internal-error tracebacks go
     source_date_epoch: str | None  # SOURCE_DATE_EPOCH, as given (checked where it is used)
+    # BUILDCTL_PKCS11_MODULE: the PKCS#11 library for pkcs11: key URIs without module-path
+    pkcs11_module: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,4 +41,5 @@ class Settings:
             if env.get("KAS_REPO_REF_DIR") else None,
             log_dir=path("BUILDCTL_LOG_DIR", state / "buildctl"),
             source_date_epoch=env.get("SOURCE_DATE_EPOCH") or None,
+            pkcs11_module=env.get("BUILDCTL_PKCS11_MODULE") or None,
         )

@@ -8,7 +8,9 @@
   buildctl artifact write module-image -T MODULE -n NAME -t DEVICE [-f FILE ...] -o OUT
   buildctl artifact write bootstrap-artifact -n NAME -t DEVICE [-p KEY:VALUE ...] -o OUT
 
-Keys are paths or references (env:NAME holding PEM, file:PATH). Private keys are never printed.
+Keys are paths or references (env:NAME holding PEM, file:PATH). A private key may also stay in a
+PKCS#11 token: --key 'pkcs11:token=T;object=LABEL?pin-source=env:PIN&module-path=/path/module.so'
+(module-path may come from BUILDCTL_PKCS11_MODULE instead). Private keys and PINs are never printed.
 verify exits 1 when the artifact is invalid or does not match, 2 on usage errors;
 --require-signature needs --key (a signature nothing verified proves nothing). With --extract
 the payload files may add up to at most 10 GiB (the Mender server's default artifact limit)
@@ -123,7 +125,7 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("sign", help="sign an existing artifact (RSA or ECDSA P-256)")
     s.add_argument("file")
-    s.add_argument("--key", "-k", required=True, help="private key: PEM path, env:NAME or file:PATH")
+    s.add_argument("--key", "-k", required=True, help="private key: PEM path, env:NAME, file:PATH or a pkcs11: URI")
     s.add_argument("--output-path", "-o", help="write here instead of replacing FILE")
     s.add_argument("--force", "-f", action="store_true", help="replace an existing signature")
     s.set_defaults(func=cmd_sign)
@@ -174,7 +176,7 @@ def _base_write(p) -> None:
     p.add_argument("--provides", "-p", type=_kv, action=_Ordered, append=True, default=[],
                    metavar="KEY:VALUE")
     p.add_argument("--depends", "-d", type=_kv, action="append", default=[], metavar="KEY:VALUE")
-    p.add_argument("--key", "-k", help="private key to sign with: PEM path, env:NAME or file:PATH")
+    p.add_argument("--key", "-k", help="private key to sign with: PEM path, env:NAME, file:PATH or a pkcs11: URI")
     p.add_argument("--compression", type=_compression, default=Compression("gzip"),
                    help="none, gzip[:LEVEL], lzma, zstd_fastest|zstd_fast|zstd_better|zstd_best")
     p.add_argument("--mender-client", metavar="VERSION",
@@ -284,7 +286,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    key = load_private_key(args.key)
+    key = load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
     out = sign_artifact(args.file, key, args.output_path, force=args.force)
     console(stderr=True).print(f"signed {out} ({key.algorithm})", markup=False)
     return 0
@@ -333,7 +335,8 @@ def _check_compression(args) -> None:
 
 def cmd_write(args) -> int:
     _check_compression(args)
-    key = load_private_key(args.key) if args.key else None
+    key = (load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
+           if args.key else None)
     with tempfile.TemporaryDirectory(prefix="buildctl-write-") as work:
         scripts: list[Path] = []
         if args.payload_kind == "bootstrap-artifact":

@@ -52,7 +52,8 @@ def run(args) -> int:
     checks = doctor.run_checks(caches, runtime, image,
                                docker_host=os.environ.get("DOCKER_HOST"))
     if product is not None:
-        checks += _product_checks(product, path, runtime, args.offline, doctor)
+        checks += _product_checks(product, path, runtime, args.offline, doctor,
+                                  args.settings.pkcs11_module)
     failed = [c for c in checks if not c.ok and c.severity == "error"]
     if args.json:
         print_json({"ok": not failed, "product": str(path) if path else None,
@@ -78,14 +79,15 @@ def _default_image(runtime: str) -> str | None:
     return default_image()
 
 
-def _product_checks(product, path: Path, runtime: str, offline: bool, doctor) -> list:
+def _product_checks(product, path: Path, runtime: str, offline: bool, doctor,
+                    pkcs11_module: str | None = None) -> list:
     import os
 
     from buildctl.manifest.yamlsrc import load as load_yaml
 
     data, _ = load_yaml(path)
     checks = doctor.check_secrets(list(doctor.secret_refs(data)), path.resolve().parent,
-                                  dict(os.environ))
+                                  dict(os.environ), pkcs11_module=pkcs11_module)
     if offline:
         return checks
     urls = {name: r.url for name, r in product.repos.items() if r.url}

@@ -138,7 +138,8 @@ def _lock(product, lock, reports: list[dict]) -> dict[str, dict]:
 
 
 def release_after_build(product: Path, build: dict, *, series: str | None = None,
-                        lock: Path | None = None, on_step=None) -> dict:
+                        lock: Path | None = None, on_step=None,
+                        pkcs11_module: str | None = None) -> dict:
     """`buildctl build`'s last step: release the boards that succeeded, from the build's
     outputs into ``<build out>/release/<product>/<version>``. Returns what the build report
     shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}."""
@@ -154,7 +155,8 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
     try:
         spec = spec_from_product(ReleaseArgs(product=product, boards=boards,
                                              variant=build.get("variant") or None, series=series,
-                                             lock=lock, build_out=out, out=out / "release"))
+                                             lock=lock, build_out=out, out=out / "release",
+                                             pkcs11_module=pkcs11_module))
         result = run_release(spec, on_step)
     except UserError as exc:
         return {"status": "failed", "message": str(exc)}

@@ -119,13 +119,27 @@ def test_write_signed_by_the_token(tmp_path, hsm, keys):
     assert ma.returncode == 0, ma.stdout + ma.stderr
 
 
+def test_without_a_module_path_p11kit_finds_the_registered_token(tmp_path, hsm, keys, unsigned):
+    """No module-path, no setting: p11-kit's proxy loads the modules registered system-wide
+    (Debian's softhsm2 registers its own), as GnuTLS and OpenSSL's pkcs11 provider do."""
+    from buildctl.ota.mender.pkcs11 import p11kit_proxy
+
+    skips.require(p11kit_proxy() is not None, "p11-kit", "apt-get install libp11-kit0")
+    out = tmp_path / "proxy.mender"
+    r = run_cli("artifact", "sign", str(unsigned), "-o", str(out), "-k", uri("rsa-key"),
+                env=dict(hsm["env"], BUILDCTL_PKCS11_MODULE=""))
+    assert r.returncode == 0, r.stderr
+    ma = subprocess.run([mender_artifact(), "validate", "-k", str(keys["rsa-pub"]), str(out)],
+                        capture_output=True, text=True)
+    assert ma.returncode == 0, ma.stdout + ma.stderr
+
+
 @pytest.mark.parametrize("key,env_change,expect", [
     (uri("ec-key", f"pin-value={WRONG_PIN}"), {}, "wrong PIN"),
     (uri("ec-key", "pin-source=env:NO_SUCH_PIN_VAR"), {}, "NO_SUCH_PIN_VAR"),
     (uri("no-such-key"), {}, "no such private key on the token"),
     (uri("ec-key", token="no-such-token"), {}, "no such token"),
     (uri("ec-key") + "&module-path=/nonexistent/libp11.so", {}, "/nonexistent/libp11.so: no such file"),
-    (uri("ec-key"), {"BUILDCTL_PKCS11_MODULE": ""}, "no PKCS#11 module"),
     ("pkcs11:token=buildctl-test?pin-value=1", {}, "names no key"),
 ])
 def test_token_problems_are_one_line_and_write_nothing(tmp_path, hsm, unsigned, key, env_change,
@@ -184,3 +198,15 @@ def test_manifest_refuses_a_pin_written_into_it(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "pin-source" in r.stderr and "signing_key" in r.stderr
     assert WRONG_PIN not in r.stdout + r.stderr
+
+
+def test_doctor_opens_the_token_key_and_names_a_wrong_pin(tmp_path, hsm, monkeypatch):
+    from buildctl.builder.doctor import check_secrets
+
+    for k, v in hsm["env"].items():
+        monkeypatch.setenv(k, v)
+    good, bad = check_secrets([("mender.signing_key", uri("ec-key")),
+                               ("mender.signing_key", uri("ec-key", f"pin-value={WRONG_PIN}"))],
+                              tmp_path, dict(os.environ), pkcs11_module=hsm["module"])
+    assert good.ok and "ecdsa-p256 key in a PKCS#11 token" in good.detail
+    assert not bad.ok and "wrong PIN" in bad.detail and WRONG_PIN not in bad.detail

@@ -8,7 +8,9 @@ Path attributes select the token (``token``, ``serial``, ``manufacturer``, ``mod
 key (``object`` = CKA_LABEL, ``id`` = CKA_ID, percent-encoded); ``type`` may only be
 ``private``. Query attributes: ``pin-value`` (the PIN itself), ``pin-source`` (``env:NAME``,
 ``file:PATH`` or a ``file:`` URI holding the PIN) and ``module-path`` (the PKCS#11 library;
-otherwise the module given by the caller, e.g. the BUILDCTL_PKCS11_MODULE setting).
+otherwise the module given by the caller, e.g. the BUILDCTL_PKCS11_MODULE setting; otherwise
+p11-kit's proxy, which loads every module registered system-wide, as Debian's softhsm2,
+opensc and ykcs11 packages do).
 
 The token hashes nothing: SHA-256 is computed here and the token signs the digest
 (CKM_RSA_PKCS over a DigestInfo, i.e. PKCS#1 v1.5; CKM_ECDSA, which returns raw r||s). The
@@ -126,7 +128,7 @@ def _library(path: str, label: str):
     with _LIBS_LOCK:
         if path in _LIBS:
             return _LIBS[path]
-        if not os.path.isfile(path):  # checked here: the C loader would print its own line
+        if os.sep in path and not os.path.isfile(path):  # the C loader would print a line
             raise SigningKeyError(f"{label}: PKCS#11 module {path}: no such file")
         lib = PyKCS11.PyKCS11Lib()
         try:
@@ -135,6 +137,15 @@ def _library(path: str, label: str):
             raise SigningKeyError(f"{label}: cannot load the PKCS#11 module {path}") from None
         _LIBS[path] = lib
         return lib
+
+
+def p11kit_proxy() -> str | None:
+    """p11-kit's proxy module (the library itself serves as one), when installed."""
+    import ctypes.util
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        if os.path.isfile(os.path.join(d, "p11-kit-proxy.so")):
+            return os.path.join(d, "p11-kit-proxy.so")
+    return ctypes.util.find_library("p11-kit")
 
 
 def _matches(info, uri: Pkcs11Uri) -> bool:
@@ -153,10 +164,10 @@ def open_private_key(text: str, label: str = "private key", module: str | None =
     label to show for it. ``module``: the PKCS#11 library when the URI names none."""
     uri = parse_uri(text, label)
     shown = f"{label} {uri.label}" if label else uri.label  # PIN and module left out
-    module_path = uri.module_path or module
+    module_path = uri.module_path or module or p11kit_proxy()
     if not module_path:
         raise SigningKeyError(f"{shown}: no PKCS#11 module: add module-path=/path/to/module.so "
-                              "to the URI or set BUILDCTL_PKCS11_MODULE")
+                              "to the URI, set BUILDCTL_PKCS11_MODULE or install p11-kit")
     import PyKCS11  # noqa: F401  (after _library has explained a missing package)
     lib = _library(module_path, shown)
     from PyKCS11 import LowLevel as LL
@@ -176,13 +187,7 @@ def open_private_key(text: str, label: str = "private key", module: str | None =
     except PyKCS11Error as exc:
         raise SigningKeyError(f"{shown}: cannot open a session ({_ck(exc)})") from None
     if pin is not None:
-        try:
-            session.login(pin)
-        except PyKCS11Error as exc:
-            if exc.value == LL.CKR_PIN_INCORRECT:
-                raise SigningKeyError(f"{shown}: wrong PIN") from None
-            if exc.value != LL.CKR_USER_ALREADY_LOGGED_IN:
-                raise SigningKeyError(f"{shown}: login failed ({_ck(exc)})") from None
+        _login(session, pin, shown)
     template = [(LL.CKA_CLASS, LL.CKO_PRIVATE_KEY)]
     if "object" in uri.path:
         template.append((LL.CKA_LABEL, uri.path["object"].decode("utf-8", "replace")))
@@ -200,6 +205,25 @@ def open_private_key(text: str, label: str = "private key", module: str | None =
     if key_type == LL.CKK_RSA:
         return Pkcs11RsaKey(session, priv, public, shown), uri.label
     return Pkcs11EcKey(session, priv, public, shown), uri.label
+
+
+def _login(session, pin: str, shown: str) -> None:
+    """Log in with pin. A token is logged in per process: when an earlier key of this process
+    already did, log out and in again, so that this key's PIN is checked too."""
+    from PyKCS11 import LowLevel as LL
+    from PyKCS11 import PyKCS11Error
+    for attempt in (1, 2):
+        try:
+            session.login(pin)
+            return
+        except PyKCS11Error as exc:
+            if exc.value == LL.CKR_PIN_INCORRECT:
+                raise SigningKeyError(f"{shown}: wrong PIN") from None
+            if exc.value == LL.CKR_PIN_LOCKED:
+                raise SigningKeyError(f"{shown}: the token's PIN is locked") from None
+            if exc.value != LL.CKR_USER_ALREADY_LOGGED_IN or attempt == 2:
+                raise SigningKeyError(f"{shown}: login failed ({_ck(exc)})") from None
+        session.logout()
 
 
 def _ck(exc) -> str:

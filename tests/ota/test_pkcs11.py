@@ -210,3 +210,25 @@ def test_doctor_opens_the_token_key_and_names_a_wrong_pin(tmp_path, hsm, monkeyp
                               tmp_path, dict(os.environ), pkcs11_module=hsm["module"])
     assert good.ok and "ecdsa-p256 key in a PKCS#11 token" in good.detail
     assert not bad.ok and "wrong PIN" in bad.detail and WRONG_PIN not in bad.detail
+
+
+def test_ci_provides_the_pin_a_pkcs11_signing_key_names():
+    """CI pipelines get the PIN reference as their secret, never a key file."""
+    import dataclasses
+
+    from buildctl.ci.plan import plan_pipeline
+    from buildctl.errors import UserError
+    from buildctl.manifest import load_product
+    from buildctl.secrets import SecretRef
+    from tests.conftest import ROOT
+
+    product = load_product(ROOT / "products" / "demo.yml")
+    key = SecretRef.parse_key(uri("ec-key", "pin-source=env:RELEASE_HSM_PIN"))
+    mender = dataclasses.replace(product.mender, signing_key=key, tenant_token=None)
+    pipe = plan_pipeline(dataclasses.replace(product, mender=mender), "img")
+    assert [s.name for s in pipe.release_secrets] == ["RELEASE_HSM_PIN"]
+    assert [(s.name, s.kind) for s in pipe.build_secrets] == [("RELEASE_HSM_PIN", "env")]
+    no_pin = dataclasses.replace(product.mender, signing_key=SecretRef.parse_key(uri("ec-key", "")),
+                                 tenant_token=None)
+    with pytest.raises(UserError, match="pin-source"):
+        plan_pipeline(dataclasses.replace(product, mender=no_pin), "img")

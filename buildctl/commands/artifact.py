@@ -184,7 +184,8 @@ def register(subparsers) -> None:
 
     cp = sub.add_parser("cp", help="copy a file out of, or into, a rootfs-image artifact's "
                         "filesystem (copying in rewrites the artifact)")
-    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("src", metavar="SRC", help="ARTIFACT:/path, a host file, or - (standard "
+                    "input) when copying into an artifact")
     cp.add_argument("dst", metavar="DST")
     cp.add_argument("--key", "-k", help="private key to sign the rewritten artifact with "
                     "(PEM path, env:NAME, file:PATH or a pkcs11: URI)")
@@ -490,7 +491,14 @@ def cmd_cp(args) -> int:
                         "with an existing artifact")
     key = (load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
            if args.key else None)
-    out = copy_in(args.src, in_ref[0], in_ref[1], key=key, force=args.force,
-                  mtime=source_date_epoch(args.settings.source_date_epoch))
+    with tempfile.TemporaryDirectory(prefix="buildctl-cp-stdin-") as tmp:
+        src = args.src
+        if src == "-":  # like mender-artifact: the new file's content from standard input
+            src = str(Path(tmp) / Path(in_ref[1]).name)
+            with open(src, "wb") as fh:
+                fh.write(sys.stdin.buffer.read())
+            os.chmod(src, 0o644)
+        out = copy_in(src, in_ref[0], in_ref[1], key=key, force=args.force,
+                      mtime=source_date_epoch(args.settings.source_date_epoch))
     console(stderr=True).print(f"wrote {out}" + (" (signed)" if key else ""), markup=False)
     return 0

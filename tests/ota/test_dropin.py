@@ -236,4 +236,8 @@ def test_cp_into_a_signed_artifact_needs_its_key_or_force(tmp_path, arts, keys):
     assert _inspect(art)["signature"] == "unsigned"
     r = run_cli("artifact", "cp", str(new), f"{art}:/nodir/x")
     assert r.returncode == 2 and "/nodir does not exist" in r.stderr
+    r = subprocess.run([*_cli(), "artifact", "cp", "-", f"{art}:/etc/from-stdin", "--force"],
+                       input=b"piped\n", capture_output=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert _ma("cat", f"{art}:/etc/from-stdin").stdout == b"piped\n"
 

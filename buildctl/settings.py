@@ -26,6 +26,8 @@ class Settings:
     ssh_auth_sock: str | None = None  # SSH_AUTH_SOCK: the caller's SSH agent
     git_credential_helper: str | None = None  # GIT_CREDENTIAL_HELPER (kas's name)
     home: Path | None = None  # HOME: ~/.ssh/known_hosts
+    # BUILDCTL_PKCS11_MODULE: the PKCS#11 library for pkcs11: key URIs without module-path
+    pkcs11_module: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,4 +48,5 @@ class Settings:
             ssh_auth_sock=env.get("SSH_AUTH_SOCK") or None,
             git_credential_helper=env.get("GIT_CREDENTIAL_HELPER") or None,
             home=Path(env["HOME"]) if env.get("HOME") else None,
+            pkcs11_module=env.get("BUILDCTL_PKCS11_MODULE") or None,
         )

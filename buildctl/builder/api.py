@@ -15,6 +15,7 @@ from buildctl.builder.report import BuildReport
 from buildctl.builder.workspace import own
 from buildctl.builder.runtime import get_runtime, resolve_owner
 from buildctl.errors import UserError
+from buildctl.ota.mender.pkcs11 import with_module
 
 
 @dataclass
@@ -35,6 +36,7 @@ class BuildArgs:
     repo_ref_dir: Path | None = None
     cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
     settings: object | None = None  # the command line's Settings: SSH agent, credential helper, git cache
+    pkcs11_module: str | None = None  # BUILDCTL_PKCS11_MODULE: for pkcs11: signing keys
 
 
 def default_image() -> str:
@@ -61,6 +63,8 @@ def build(args: BuildArgs) -> BuildReport:
         target = load_target(args.product.resolve(), args.boards, args.variant, out / ".compose",
                              args.series, args.lock, cache=_layer_cache(args),
                              settings=args.settings)
+        target.jobs = [replace(j, signing_key=with_module(j.signing_key, args.pkcs11_module))
+                       for j in target.jobs]
         if args.mode == "build":
             _check_signing_keys(target.jobs)
     except BaseException:  # invalid inputs leave nothing behind (no out/<name>)

@@ -236,18 +236,22 @@ def secret_refs(data: Any, keypath: tuple = ()) -> Iterator[tuple[str, str]]:
     elif isinstance(data, list):
         for i, v in enumerate(data):
             yield from secret_refs(v, keypath + (i,))
-    elif isinstance(data, str) and SecretRef.is_ref(data):
+    elif isinstance(data, str) and (SecretRef.is_ref(data) or data.startswith("pkcs11:")):
         yield dotted(keypath), data
 
 
 def check_secrets(refs: list[tuple[str, str]], base: Path, environ: dict[str, str],
-                  signing_field: str = "mender.signing_key") -> list[Check]:
+                  signing_field: str = "mender.signing_key",
+                  pkcs11_module: str | None = None) -> list[Check]:
     """Each secret the product names is there (values are never read into the output); the
     signing key must also load as a private key."""
     from buildctl.secrets import SecretRef
 
     out = []
     for fld, text in refs:
+        if text.startswith("pkcs11:"):  # a key in a token: it must open and sign
+            out.append(_check_token_key(fld, text, pkcs11_module))
+            continue
         ref = SecretRef.parse(text)
         if ref.kind == "env":
             ok = bool(environ.get(ref.target))
@@ -278,6 +282,21 @@ def check_secrets(refs: list[tuple[str, str]], base: Path, environ: dict[str, st
                 continue
         out.append(Check(f"secret:{fld}", True, detail))
     return out
+
+
+def _check_token_key(fld: str, text: str, module: str | None) -> Check:
+    from buildctl.errors import UserError
+    from buildctl.ota.mender import load_private_key
+    from buildctl.ota.mender.pkcs11 import parse_uri
+
+    try:
+        shown = parse_uri(text, fld).label
+        key = load_private_key(text, fld, pkcs11_module=module)
+        key.sign(b"buildctl doctor")
+    except UserError as exc:
+        return Check(f"secret:{fld}", False, str(exc)[:200], advice="check the token, the PIN "
+                     "source and the PKCS#11 module (module-path= or BUILDCTL_PKCS11_MODULE)")
+    return Check(f"secret:{fld}", True, f"{shown}: {key.algorithm} key in a PKCS#11 token, signs")
 
 
 def run_checks(caches: CacheSettings, runtime: str, image: str | None, *,

@@ -62,7 +62,14 @@ class Pipeline:
 
 def secret_for(ref: SecretRef, product: Product, repo_root: Path) -> Secret:
     """How CI provides a manifest's secret reference: env:NAME as the variable NAME; file:PATH
-    as a file secret named after the file, written where the manifest looks for it."""
+    as a file secret named after the file, written where the manifest looks for it; a pkcs11:
+    key as the PIN it names (the token itself is the runner's)."""
+    if ref.kind == "pkcs11":
+        pin = ref.pin_ref()
+        if pin is None:
+            raise UserError(f"{product.path}: mender.signing_key: a pkcs11: key used in CI needs "
+                            "pin-source=env:NAME or file:PATH")
+        ref = pin
     if ref.kind == "env":
         return Secret(name=ref.target, kind="env")
     path = Path(ref.target).expanduser()

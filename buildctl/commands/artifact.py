@@ -7,8 +7,16 @@
   buildctl artifact write rootfs-image -f IMAGE -n NAME -t DEVICE [...] -o OUT
   buildctl artifact write module-image -T MODULE -n NAME -t DEVICE [-f FILE ...] -o OUT
   buildctl artifact write bootstrap-artifact -n NAME -t DEVICE [-p KEY:VALUE ...] -o OUT
+  buildctl artifact dump FILE [--files DIR] [--scripts DIR] [--meta-data DIR] [--print-cmdline]
+  buildctl artifact cat FILE:/PATH
+  buildctl artifact cp FILE:/PATH DEST | buildctl artifact cp SRC FILE:/PATH [-k KEY] [--force]
 
-Keys are paths or references (env:NAME holding PEM, file:PATH). Private keys are never printed.
+mender-artifact 4.x spellings work too: -c/--compatible-types for -t/--device-type, dump,
+cat and cp (files inside a rootfs-image's ext4 image, read and written with debugfs).
+
+Keys are paths or references (env:NAME holding PEM, file:PATH). A private key may also stay in a
+PKCS#11 token: --key 'pkcs11:token=T;object=LABEL?pin-source=env:PIN&module-path=/path/module.so'
+(module-path may come from BUILDCTL_PKCS11_MODULE instead). Private keys and PINs are never printed.
 verify exits 1 when the artifact is invalid or does not match, 2 on usage errors;
 --require-signature needs --key (a signature nothing verified proves nothing). With --extract
 the payload files may add up to at most 10 GiB (the Mender server's default artifact limit)
@@ -18,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -123,7 +133,7 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("sign", help="sign an existing artifact (RSA or ECDSA P-256)")
     s.add_argument("file")
-    s.add_argument("--key", "-k", required=True, help="private key: PEM path, env:NAME or file:PATH")
+    s.add_argument("--key", "-k", required=True, help="private key: PEM path, env:NAME, file:PATH or a pkcs11: URI")
     s.add_argument("--output-path", "-o", help="write here instead of replacing FILE")
     s.add_argument("--force", "-f", action="store_true", help="replace an existing signature")
     s.set_defaults(func=cmd_sign)
@@ -156,12 +166,40 @@ def register(subparsers) -> None:
     b.add_argument("--clears-provides", action="append", default=[])
     b.set_defaults(func=cmd_write)
 
+    d = sub.add_parser("dump", help="write an artifact's files, state scripts and meta-data "
+                       "into directories; print the write flags that recreate it")
+    d.add_argument("file")
+    d.add_argument("--files", metavar="DIR", help="the first payload's files")
+    d.add_argument("--scripts", metavar="DIR", help="the state scripts")
+    d.add_argument("--meta-data", metavar="DIR", help="the first payload's meta-data")
+    d.add_argument("--print-cmdline", action="store_true",
+                   help="print the write command line (long flags) that recreates the artifact")
+    d.add_argument("--print0-cmdline", action="store_true",
+                   help="the same, arguments separated by NUL characters")
+    d.set_defaults(func=cmd_dump)
+
+    c = sub.add_parser("cat", help="print a file from a rootfs-image artifact's filesystem")
+    c.add_argument("ref", metavar="FILE:/PATH")
+    c.set_defaults(func=cmd_cat)
+
+    cp = sub.add_parser("cp", help="copy a file out of, or into, a rootfs-image artifact's "
+                        "filesystem (copying in rewrites the artifact)")
+    cp.add_argument("src", metavar="SRC", help="ARTIFACT:/path, a host file, or - (standard "
+                    "input) when copying into an artifact")
+    cp.add_argument("dst", metavar="DST")
+    cp.add_argument("--key", "-k", help="private key to sign the rewritten artifact with "
+                    "(PEM path, env:NAME, file:PATH or a pkcs11: URI)")
+    cp.add_argument("--force", action="store_true",
+                    help="write a signed artifact's changed copy unsigned when no key is given")
+    cp.set_defaults(func=cmd_cp)
+
 
 def _base_write(p) -> None:
     """The flags every write command takes (mender-artifact's names)."""
     p.add_argument("--artifact-name", "-n", required=True)
-    p.add_argument("--device-type", "-t", action="append", required=True,
-                   help="compatible device type (repeatable)")
+    p.add_argument("--device-type", "-t", "--compatible-types", "-c", action="append",
+                   required=True, help="compatible device type (repeatable; -c/--compatible-"
+                   "types is mender-artifact 4.x's name)")
     p.add_argument("--output-path", "-o", default="artifact.mender",
                    help="where to write the artifact (default: artifact.mender)")
     p.add_argument("--version", "-v", type=int, choices=[3], default=3,
@@ -174,7 +212,7 @@ def _base_write(p) -> None:
     p.add_argument("--provides", "-p", type=_kv, action=_Ordered, append=True, default=[],
                    metavar="KEY:VALUE")
     p.add_argument("--depends", "-d", type=_kv, action="append", default=[], metavar="KEY:VALUE")
-    p.add_argument("--key", "-k", help="private key to sign with: PEM path, env:NAME or file:PATH")
+    p.add_argument("--key", "-k", help="private key to sign with: PEM path, env:NAME, file:PATH or a pkcs11: URI")
     p.add_argument("--compression", type=_compression, default=Compression("gzip"),
                    help="none, gzip[:LEVEL], lzma, zstd_fastest|zstd_fast|zstd_better|zstd_best")
     p.add_argument("--mender-client", metavar="VERSION",
@@ -284,7 +322,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    key = load_private_key(args.key)
+    key = load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
     out = sign_artifact(args.file, key, args.output_path, force=args.force)
     console(stderr=True).print(f"signed {out} ({key.algorithm})", markup=False)
     return 0
@@ -333,7 +371,8 @@ def _check_compression(args) -> None:
 
 def cmd_write(args) -> int:
     _check_compression(args)
-    key = load_private_key(args.key) if args.key else None
+    key = (load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
+           if args.key else None)
     with tempfile.TemporaryDirectory(prefix="buildctl-write-") as work:
         scripts: list[Path] = []
         if args.payload_kind == "bootstrap-artifact":
@@ -393,3 +432,73 @@ def _module_files(args, work: str):
             raise UserError("the directory module needs --dest-dir")
         return modules.directory(args.directory, args.dest_dir, work), meta
     return [DataSource.from_path(f) for f in args.file], meta
+
+
+def cmd_dump(args) -> int:
+    from buildctl.ota.mender.dump import dump_artifact, write_flags
+
+    d = dump_artifact(args.file, files=args.files, scripts=args.scripts, meta_data=args.meta_data)
+    if args.print0_cmdline:
+        sys.stdout.write("".join(a + "\0" for a in write_flags(d)))
+    elif args.print_cmdline:
+        sys.stdout.write(" ".join(write_flags(d)) + "\n")
+    return 0
+
+
+def _bytes_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_cat(args) -> int:
+    from buildctl.ota.mender.payloadfs import read_file, split_ref
+
+    ref = split_ref(args.ref)
+    if ref is None:
+        raise UserError(f"artifact cat: {args.ref}: give ARTIFACT:/path with an existing artifact")
+    data = read_file(*ref)
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_cp(args) -> int:
+    from buildctl.ota.mender.payloadfs import copy_in, read_file, split_ref
+
+    out_ref, in_ref = split_ref(args.src), split_ref(args.dst)
+    if out_ref and in_ref:
+        raise UserError("artifact cp: copying from one artifact into another is not supported")
+    if out_ref:
+        if args.key:
+            raise UserError("artifact cp: --key only applies when copying into an artifact")
+        dst = Path(args.dst)
+        if dst.is_dir():
+            dst = dst / Path(out_ref[1]).name
+        if not dst.parent.is_dir():
+            raise UserError(f"artifact cp: {dst.parent}: no such directory")
+        _bytes_atomic(dst, read_file(*out_ref))
+        return 0
+    if not in_ref:
+        raise UserError(f"artifact cp: neither {args.src} nor {args.dst} is ARTIFACT:/path "
+                        "with an existing artifact")
+    key = (load_private_key(args.key, pkcs11_module=args.settings.pkcs11_module)
+           if args.key else None)
+    with tempfile.TemporaryDirectory(prefix="buildctl-cp-stdin-") as tmp:
+        src = args.src
+        if src == "-":  # like mender-artifact: the new file's content from standard input
+            src = str(Path(tmp) / Path(in_ref[1]).name)
+            with open(src, "wb") as fh:
+                fh.write(sys.stdin.buffer.read())
+            os.chmod(src, 0o644)
+        out = copy_in(src, in_ref[0], in_ref[1], key=key, force=args.force,
+                      mtime=source_date_epoch(args.settings.source_date_epoch))
+    console(stderr=True).print(f"wrote {out}" + (" (signed)" if key else ""), markup=False)
+    return 0

@@ -64,12 +64,14 @@ def run(args) -> int:
                              fail_fast=args.fail_fast, out=args.out, cpus=args.cpus,
                              json=args.json, series=args.series, lock=args.lock,
                              repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
-                             cache_root=args.settings.cache_root, settings=args.settings))
+                             cache_root=args.settings.cache_root, settings=args.settings,
+                             pkcs11_module=args.settings.pkcs11_module))
     data = report.to_dict()
     if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
         from buildctl.release.api import release_after_build
         data["release"] = release_after_build(args.product, data, series=args.series,
-                                              lock=args.lock)
+                                              lock=args.lock,
+                                              pkcs11_module=args.settings.pkcs11_module)
     if args.json:
         print_json(data)
     else:
@@ -91,7 +93,8 @@ def _preflight(args, signs: bool) -> None:
                                    lock_path=args.lock,
                                    repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
                                    git_cache=args.settings.git_cache, signs=signs,
-                                   settings=args.settings)
+                                   settings=args.settings,
+                                   pkcs11_module=args.settings.pkcs11_module)
     errors = [f for f in findings if f.severity == "error"]
     con = console(stderr=True) if args.json else console()
     for f in findings:

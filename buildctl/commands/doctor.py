@@ -54,7 +54,8 @@ def run(args) -> int:
     checks = doctor.run_checks(caches, runtime, image,
                                docker_host=os.environ.get("DOCKER_HOST"))
     if product is not None:
-        checks += _product_checks(product, path, runtime, args.offline, doctor, settings)
+        checks += _product_checks(product, path, runtime, args.offline, doctor, settings,
+                                  args.settings.pkcs11_module)
     failed = [c for c in checks if not c.ok and c.severity == "error"]
     if args.json:
         print_json({"ok": not failed, "product": str(path) if path else None,
@@ -80,7 +81,8 @@ def _default_image(runtime: str) -> str | None:
     return default_image()
 
 
-def _product_checks(product, path: Path, runtime: str, offline: bool, doctor, settings=None) -> list:
+def _product_checks(product, path: Path, runtime: str, offline: bool, doctor, settings=None,
+                    pkcs11_module: str | None = None) -> list:
     import os
 
     from buildctl.commands._product import git_auth
@@ -89,7 +91,7 @@ def _product_checks(product, path: Path, runtime: str, offline: bool, doctor, se
 
     data, _ = load_yaml(path)
     checks = doctor.check_secrets(list(doctor.secret_refs(data)), path.resolve().parent,
-                                  dict(os.environ))
+                                  dict(os.environ), pkcs11_module=pkcs11_module)
     if offline:
         return checks
     auth = git_auth(product, settings)

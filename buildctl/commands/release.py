@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                    help="the build's output dir (default: ./out/<product>)")
     p.add_argument("--out", type=Path, metavar="DIR", help="where bundles go (default: ./release)")
     p.add_argument("--release-key", metavar="REF",
-                   help="env:/file: reference of the key that signs the provenance "
+                   help="env:/file: reference or pkcs11: URI of the key that signs the provenance "
                         "(default: the product's mender.signing_key)")
     p.add_argument("--max-cvss", type=float, metavar="SCORE",
                    help="fail on unpatched CVEs scoring above SCORE")
@@ -76,7 +76,7 @@ def _release(args) -> int:
     spec = spec_from_product(ReleaseArgs(
         product=Path(args.target), boards=args.board, variant=args.variant, series=args.series,
         lock=args.lock, deploy_dir=args.deploy_dir, build_out=args.build_out, out=args.out,
-        release_key=args.release_key, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve)))
+        release_key=args.release_key, pkcs11_module=args.settings.pkcs11_module, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve)))
     con = console(stderr=True)
     show = (lambda board, step: None) if args.json else \
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))

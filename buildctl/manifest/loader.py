@@ -262,10 +262,14 @@ def load_product(path: Path, *, boards_dir: Path | None = None) -> Product:
         boards[name] = board
 
     m = data.get("mender") or {}
+    try:
+        signing_key = SecretRef.parse_key(m["signing_key"]) if m.get("signing_key") else None
+    except ValueError as exc:
+        raise smap.error(("mender", "signing_key"), str(exc)) from None
     mender = ProductMender(
         server_url=m.get("server_url"),
         tenant_token=SecretRef.parse(m["tenant_token"]) if m.get("tenant_token") else None,
-        signing_key=SecretRef.parse(m["signing_key"]) if m.get("signing_key") else None,
+        signing_key=signing_key,
         verify_key=SecretRef.parse(m["verify_key"]) if m.get("verify_key") else None,
         require_signed=bool(m.get("require_signed", False)),
         update_poll_interval_s=m.get("update_poll_interval_s"),

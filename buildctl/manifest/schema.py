@@ -84,6 +84,8 @@ _PATTERN_HINTS = {
     "^[0-9a-f]{40}$": "is not a full 40-character lowercase commit id",
     "^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$":
         "is not a secret reference: write env:NAME or file:PATH, never the secret itself",
+    "^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|pkcs11:.+)$":
+        "is not a secret reference: write env:NAME, file:PATH or a pkcs11: URI, never the key itself",
     "^https?://": "is not an http(s) URL",
     "^[a-z][a-z0-9]*$": "is not a release series name (e.g. scarthgap)",
     "^(/dev/[A-Za-z0-9/_.-]+|ubi[0-9]+)$": "is not a device path under /dev (or a UBI device: ubi0)",

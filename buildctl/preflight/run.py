@@ -355,7 +355,8 @@ def validate_product(product: Product, boards: list[Board], lock: Lock | None,
 
 def preflight_for_build(product_path, *, boards: list[str] | None, series: str | None,
                         lock_path, repo_ref_dir, git_cache: Path | None = None,
-                        signs: bool = False, settings=None) -> list[Finding]:
+                        signs: bool = False, settings=None,
+                        pkcs11_module: str | None = None) -> list[Finding]:
     """What `buildctl build` runs before any container starts: validate of the boards it will
     build (findings relative to the current directory). A plain kas file has nothing to check."""
     from buildctl.builder.jobs import is_kas_file
@@ -376,7 +377,7 @@ def preflight_for_build(product_path, *, boards: list[str] | None, series: str |
 
         try:
             load_private_key(verifykey.absolute_ref(product, product.mender.signing_key),
-                             "mender.signing_key")
+                             "mender.signing_key", pkcs11_module=pkcs11_module)
         except UserError as exc:
             raise UserError(f"{exc} (artifacts are signed on this host after the build)") from None
     lock = lockfile.find(product, lock_path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildctl.errors import UserError
+from buildctl.ota.mender.pkcs11 import with_module
 from buildctl.release.bundle import sha256_file
 from buildctl.release.collect import BoardOutputs
 from buildctl.release.cve import CvePolicy
@@ -30,6 +31,7 @@ class ReleaseArgs:
     build_out: Path | None = None  # a `buildctl build` output dir (default out/<product>)
     out: Path | None = None  # bundles land in <out>/<product>/<version> (default ./release)
     release_key: str | None = None  # default: the product's mender.signing_key
+    pkcs11_module: str | None = None  # for pkcs11: keys without module-path (the setting)
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
 
@@ -87,7 +89,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                                series=product.series, spdx=product.sbom.spdx)
         release = BoardRelease(board=board.name, device_types=types[board.name],
                                artifact_name=product.artifact_name(board.name, var.name),
-                               signing_key=_key_ref(product),
+                               signing_key=with_module(_key_ref(product), args.pkcs11_module),
                                require_signed=product.mender.require_signed)
         specs.append(BoardSpec(board.name, var.name, Path(deploy), outputs, release,
                                verify_key=_verify_ref(product)))
@@ -107,7 +109,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        series=product.series, boards=specs,
                        out_root=args.out or Path.cwd() / "release", lock=lock,
                        manifests=manifests, builder=builder, source_date_epoch=sde,
-                       release_key=args.release_key or _key_ref(product),
+                       release_key=with_module(args.release_key or _key_ref(product), args.pkcs11_module),
                        cve_policy=CvePolicy(
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
@@ -139,7 +141,8 @@ def _lock(product, lock, reports: list[dict]) -> dict[str, dict]:
 
 
 def release_after_build(product: Path, build: dict, *, series: str | None = None,
-                        lock: Path | None = None, on_step=None) -> dict:
+                        lock: Path | None = None, on_step=None,
+                        pkcs11_module: str | None = None) -> dict:
     """`buildctl build`'s last step: release the boards that succeeded, from the build's
     outputs into ``<build out>/release/<product>/<version>``. Returns what the build report
     shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}."""
@@ -155,7 +158,8 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
     try:
         spec = spec_from_product(ReleaseArgs(product=product, boards=boards,
                                              variant=build.get("variant") or None, series=series,
-                                             lock=lock, build_out=out, out=out / "release"))
+                                             lock=lock, build_out=out, out=out / "release",
+                                             pkcs11_module=pkcs11_module))
         result = run_release(spec, on_step)
     except UserError as exc:
         return {"status": "failed", "message": str(exc)}

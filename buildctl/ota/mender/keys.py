@@ -3,7 +3,8 @@
 mender-artifact signs the raw manifest bytes with SHA-256: RSA as PKCS#1 v1.5, ECDSA P-256 as
 raw r||s (64 bytes), base64 with padding and no newline. Newer mender-artifact also accepts
 70-72 byte DER ECDSA signatures (PKCS#11 signers); we accept those when verifying.
-Key material is never put into a message, a log line or an exception.
+Key material is never put into a message, a log line or an exception. Keys held in a PKCS#11
+token (``pkcs11:`` URIs, see pkcs11.py) sign through the same interface and give the same bytes.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
                                                              encode_dss_signature)
 
+from buildctl.ota.mender import pkcs11
 from buildctl.ota.mender.errors import ArtifactError, SigningKeyError
 from buildctl.secrets import SecretRef
 
@@ -116,8 +118,14 @@ def _check_algorithm(key, label: str) -> None:
     raise SigningKeyError(f"key {label}: only RSA and ECDSA P-256 keys can sign Mender artifacts")
 
 
-def load_private_key(source: str | bytes | Path, label: str = "private key") -> PrivateKey:
-    """A PEM private key: PKCS#1 (RSA PRIVATE KEY), SEC1 (EC PRIVATE KEY) or PKCS#8."""
+def load_private_key(source: str | bytes | Path, label: str = "private key", *,
+                     pkcs11_module: str | None = None) -> PrivateKey:
+    """A PEM private key: PKCS#1 (RSA PRIVATE KEY), SEC1 (EC PRIVATE KEY) or PKCS#8; or a key
+    in a PKCS#11 token named by a ``pkcs11:`` URI (``pkcs11_module``: the library to load
+    when the URI has no module-path)."""
+    if pkcs11.is_uri(source):
+        key, shown = pkcs11.open_private_key(str(source), label, pkcs11_module)
+        return PrivateKey(key, shown)
     data, label = _key_bytes(source, label)
     try:
         key = serialization.load_pem_private_key(data, password=None)

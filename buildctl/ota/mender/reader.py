@@ -187,7 +187,9 @@ def _meta_data(data: bytes, member: str) -> dict | None:
 
 
 def _parse_header(blob: bytes, kind: str, member: str, limits: Limits,
-                  info: ArtifactInfo | None) -> tuple[list[str | None], list[Payload], list[str]]:
+                  info: ArtifactInfo | None,
+                  scripts_into: dict[str, tuple[bytes, int]] | None = None,
+                  ) -> tuple[list[str | None], list[Payload], list[str]]:
     """header-info types, per-payload type-info/meta-data, script names. info None: augment."""
     ts = TarStream(decompressor(io.BytesIO(blob), kind, member, limits.header), member)
     types: list[str | None] | None = None
@@ -223,6 +225,8 @@ def _parse_header(blob: bytes, kind: str, member: str, limits: Limits,
             if script in scripts:
                 raise _fail(f"state script {script} appears twice", member)
             scripts.append(script)
+            if scripts_into is not None:
+                scripts_into[script] = (ts.read_all(limits.header), hdr.mode & 0o7777)
             continue
         m = _HEADER_FILE.match(name)
         if not m:
@@ -306,12 +310,14 @@ class _Extractor:
 
 def read_artifact(source: str | os.PathLike | BinaryIO, *, public_key: PublicKey | None = None,
                   require_signature: bool = False, extract_to: str | os.PathLike | None = None,
-                  limits: Limits = Limits()) -> ArtifactInfo:
+                  limits: Limits = Limits(),
+                  scripts_into: dict[str, tuple[bytes, int]] | None = None) -> ArtifactInfo:
     """Read and fully verify an artifact; return what it says about itself.
 
     With ``public_key`` the artifact must be signed by it. ``require_signature`` without a key
     fails: a signature nobody verified proves nothing (mender-artifact's "missing verifier"). ``extract_to``: verified payload files are written
     to ``<dir>/<NNNN>/<name>`` (written as partial files, renamed once their sum matched).
+    ``scripts_into``: filled with each state script's name -> (content, mode) (for dump).
     """
     path = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
     extractor = _Extractor(Path(extract_to)) if extract_to is not None else None
@@ -322,8 +328,9 @@ def read_artifact(source: str | os.PathLike | BinaryIO, *, public_key: PublicKey
             except OSError as exc:
                 raise ArtifactError(f"cannot open: {exc.strerror}", path=path) from None
             with f:
-                return _read(f, path, public_key, require_signature, extractor, limits)
-        return _read(source, path, public_key, require_signature, extractor, limits)
+                return _read(f, path, public_key, require_signature, extractor, limits,
+                             scripts_into)
+        return _read(source, path, public_key, require_signature, extractor, limits, scripts_into)
     except ArtifactError as exc:
         if extractor:
             extractor.abort()
@@ -335,7 +342,8 @@ def read_artifact(source: str | os.PathLike | BinaryIO, *, public_key: PublicKey
 
 
 def _read(f: BinaryIO, path: str, public_key: PublicKey | None, require_signature: bool,
-          extractor: _Extractor | None, limits: Limits) -> ArtifactInfo:
+          extractor: _Extractor | None, limits: Limits,
+          scripts_into: dict[str, tuple[bytes, int]] | None = None) -> ArtifactInfo:
     outer = TarStream(f, "artifact")
     seen: list[str] = []
     info = ArtifactInfo(path=path, name="")
@@ -392,7 +400,8 @@ def _read(f: BinaryIO, path: str, public_key: PublicKey | None, require_signatur
     blob = outer.read_all(limits.header)
     seen.append(hdr.name)
     _check_sum(main, hdr.name, hashlib.sha256(blob).hexdigest(), "manifest")
-    types, info.payloads, info.scripts = _parse_header(blob, kind, hdr.name, limits, info)
+    types, info.payloads, info.scripts = _parse_header(blob, kind, hdr.name, limits, info,
+                                                       scripts_into)
     _check_conflicts(info, hdr.name)
     del blob
 

@@ -75,9 +75,9 @@ def world():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def cli(world: Path, *args: str, extra_path: str = "") -> subprocess.CompletedProcess:
+def cli(world: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(WT), BUILDCTL_CACHE_DIR=str(world / "cache"),
-               PATH=f"{extra_path}{world / 'bin'}:/usr/bin:/bin", COLUMNS="200")
+               PATH=f"{world / 'bin'}:/usr/bin:/bin", COLUMNS="200", **extra_env)
     env.pop("KAS_REPO_REF_DIR", None)
     return subprocess.run([sys.executable, "-m", "buildctl", *args], cwd=world, env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -129,6 +129,14 @@ def test_host_runtime_without_kas_says_what_to_install(world):
     r = cli(world, "shell", "project.yml", "--board", "qemux86-64", "--runtime", "host",
             "-c", "true")
     assert r.returncode == 2 and "host: kas is not on PATH" in r.stderr, r.stderr
+
+
+def test_an_unreachable_docker_engine_is_one_line(world):
+    r = cli(world, "shell", "project.yml", "--board", "qemux86-64", "--runtime", "docker",
+            "-c", "true", DOCKER_HOST=f"unix://{world}/no-engine.sock")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("buildctl: error: docker: cannot reach the Docker engine")
+    assert len(r.stderr.splitlines()) == 1
 
 
 # -- entering a board --------------------------------------------------------------------------

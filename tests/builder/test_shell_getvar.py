@@ -190,6 +190,12 @@ def test_getvar_asks_bitbake_getvar_once_per_variable_and_stops_the_server(world
                                "values": {"MACHINE": "qemux86-64"}, "errors": {}, "error": "",
                                "redacted": []}]
 
+    (work / "getvar-calls").unlink()
+    r = cli(world, "getvar", "project.yml", "-b", "qemux86-64", "--runtime", "host",
+            "--recipe", "busybox", "MACHINE")
+    assert r.returncode == 0 and r.stdout == 'MACHINE="qemux86-64"\n', r.stderr
+    assert (work / "getvar-calls").read_text() == "--value MACHINE --recipe busybox\n"
+
 
 def test_getvar_reports_a_board_that_cannot_be_entered(world):
     (world / "bin" / "kas").write_text("#!/bin/sh\necho '2026-01-01 10:00:00 - ERROR    - "

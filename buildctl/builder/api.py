@@ -5,15 +5,15 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from buildctl.builder.caches import settings_from_manifest
+from buildctl.builder.caches import CacheSettings, settings_from_manifest
 from buildctl.builder.epoch import source_date_epoch
 from buildctl.builder.image import ImageSpec
-from buildctl.builder.jobs import load_target
+from buildctl.builder.jobs import Target, load_target
 from buildctl.builder.orchestrate import Build, BuildRequest, SignalsToInterrupt
 from buildctl.builder.progress import make_view
 from buildctl.builder.report import BuildReport
 from buildctl.builder.workspace import own
-from buildctl.builder.runtime import get_runtime, resolve_owner
+from buildctl.builder.runtime import Runtime, get_runtime, resolve_owner
 from buildctl.errors import UserError
 from buildctl.ota.mender.pkcs11 import with_module
 
@@ -52,7 +52,20 @@ def _layer_cache(args: BuildArgs):
     return RepoCache(ref_dir=args.repo_ref_dir, offline=True, **kw)
 
 
-def build(args: BuildArgs) -> BuildReport:
+@dataclass
+class Opened:
+    """A product opened the way ``build`` opens it: composed boards, caches, runtime, where."""
+
+    target: Target
+    caches: CacheSettings
+    runtime: Runtime
+    out: Path
+    owner: tuple[int, int]
+
+
+def open_target(args: BuildArgs) -> Opened:
+    """Compose the selected boards into ``<out>/.compose`` and pick caches and runtime (what
+    ``build``, ``shell`` and ``getvar`` share); bad inputs leave no new directory behind."""
     out = (args.out or Path.cwd() / "out" / args.product.stem).resolve()
     owner = resolve_owner()
     created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
@@ -77,13 +90,19 @@ def build(args: BuildArgs) -> BuildReport:
         caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
     runtime_name = args.runtime or target.runtime or "docker"
     image = args.image or target.image or (default_image() if runtime_name != "host" else None)
-    runtime = get_runtime(runtime_name, image)
+    return Opened(target=target, caches=caches, runtime=get_runtime(runtime_name, image),
+                  out=out, owner=owner)
+
+
+def build(args: BuildArgs) -> BuildReport:
+    o = open_target(args)
+    target = o.target
     req = BuildRequest(product=target.name, variant=target.variant, jobs=target.jobs,
-                       out_dir=out, owner=owner, mode=args.mode,
+                       out_dir=o.out, owner=o.owner, mode=args.mode,
                        concurrency=args.jobs, cpus=args.cpus, fail_fast=args.fail_fast,
                        source_date_epoch=source_date_epoch(target.root), series=target.series)
     view = make_view([j.name for j in target.jobs], args.json)
-    b = Build(req, runtime, caches, view)
+    b = Build(req, o.runtime, o.caches, view)
     with SignalsToInterrupt(b), view:
         return b.run()
 

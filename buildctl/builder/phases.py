@@ -72,6 +72,14 @@ def kas_argv(kas_file: Path, overlay: Path, phase: Phase) -> list[str]:
             " && ".join(shlex.join(c) for c in phase.commands)]
 
 
+def shell_argv(kas_file: Path, overlay: Path, command: str | None) -> list[str]:
+    """``kas shell``: check out when needed, write the configuration, source
+    oe-init-build-env in the build directory, then $SHELL (or ``$SHELL -c command``)."""
+    if command is None:
+        return ["kas", "shell", f"{kas_file}:{overlay}"]
+    return ["kas", "--log-level", "warning", "shell", f"{kas_file}:{overlay}", "-c", command]
+
+
 def run_logged(runtime: Runtime, spec: RunSpec, log_path: Path, owner: tuple[int, int],
                on_log: Callable[[BitbakeLog], None]) -> tuple[int, BitbakeLog]:
     """Run spec, writing every output line to log_path (``.partial`` until the end) and to the

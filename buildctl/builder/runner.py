@@ -219,13 +219,19 @@ class BoardRunner:
         return None
 
     def _prepare_dirs(self, job: BoardJob, rep: BoardReport) -> None:
-        workspace.prepare(self.board_dir(job), job.kas_file, rep.cache_identity, self.opts.owner)
+        self.prepare_board(job, rep.cache_identity)
+
+    def prepare_board(self, job: BoardJob, identity: str) -> None:
+        workspace.prepare(self.board_dir(job), job.kas_file, identity, self.opts.owner)
 
     def _overlay(self, job: BoardJob, phase: str, network: bool) -> Path:
+        return self.overlay(job, phase, network, self.opts.mode)
+
+    def overlay(self, job: BoardJob, phase: str, network: bool, mode: str) -> Path:
+        """buildctl's kas overlay of one phase (BitBake settings of the run), written."""
         env = phases.bitbake_settings(bb_threads=self.opts.bb_threads,
                                       parallel_make=self.opts.parallel_make, network=network,
-                                      mode=self.opts.mode,
-                                      rootfs_timestamp=self.opts.source_date_epoch)
+                                      mode=mode, rootfs_timestamp=self.opts.source_date_epoch)
         return workspace.write_overlay(self.board_dir(job), phase, env, self.opts.owner)
 
     def _container_env(self, job: BoardJob, network: bool) -> dict[str, str]:
@@ -246,31 +252,49 @@ class BoardRunner:
             env["MENDER_TENANT_TOKEN"] = SecretRef.parse(job.tenant_token).resolve_bytes().decode().strip()
         return env
 
-    def _run_phase(self, job: BoardJob, rep: BoardReport, phase: phases.Phase) -> int:
+    def _sources(self, job: BoardJob) -> list[Path]:
+        """What every command of the board sees read-only: local layer sources, mirrors."""
+        return [p for p in dict.fromkeys(local_sources(job.repos, job.kas_file)
+                                         + self.opts.extra_mounts + self.caches.mirror_dirs())
+                if p.exists()]
+
+    def run_spec(self, job: BoardJob, label: str, argv: list[str], network: bool,
+                 material=None) -> RunSpec:
+        """How one command runs for a board, the way every phase runs: the board's directory,
+        the caches and local sources mounted, the build's environment, its user.
+        ``buildctl shell`` and ``getvar`` enter a board through this too. ``material``: the
+        fetch credentials (agent socket, known_hosts, netrc, helper) of a checkout phase, the
+        one command that sees them."""
         d = self.board_dir(job)
-        overlay = self._overlay(job, phase.name, phase.network)
         mounts = [Mount(d), *[Mount(p) for p in self.caches.mounts()], *self.shared_mounts,
-                  *[Mount(p, read_only=True) for p in
-                    dict.fromkeys(local_sources(job.repos, job.kas_file) + self.opts.extra_mounts
-                                  + self.caches.mirror_dirs())
-                    if p.exists()]]
-        env = self._container_env(job, phase.network)
-        safe_dirs = [str(m.path) for m in mounts if m.read_only]
-        env["GITCONFIG_FILE"] = str(workspace.write_gitconfig(d, safe_dirs, self.opts.owner))
-        material = None
-        if phase is phases.CHECKOUT and job.fetch_auth is not None:
-            # the one phase that sees credentials: agent socket, known_hosts, netrc, helper
-            material = job.fetch_auth.checkout_material(safe_dirs, self.opts.owner)
+                  *[Mount(p, read_only=True) for p in self._sources(job)]]
+        env = self._container_env(job, network)
+        env["GITCONFIG_FILE"] = str(workspace.write_gitconfig(
+            d, [str(m.path) for m in mounts if m.read_only], self.opts.owner))
+        if material is not None:
             env.update(material.env)
             mounts += [Mount(p, read_only=True) for p in material.mounts]
             if material.socket is not None:
                 mounts.append(Mount(material.socket))
-        spec = RunSpec(name=f"{self.opts.build_id}-{job.key}-{phase.name}"[:120],
-                       argv=phases.kas_argv(workspace.kas_copy(d, job.kas_file), overlay, phase),
-                       env=env, mounts=mounts, workdir=d / "work",
-                       owner=self.opts.owner, network=phase.network,
-                       labels={"org.buildctl.builder": self.opts.build_id,
-                               "org.buildctl.board": job.name})
+        return RunSpec(name=f"{self.opts.build_id}-{job.key}-{label}"[:120], argv=argv,
+                       env=env, mounts=mounts, workdir=d / "work", owner=self.opts.owner,
+                       network=network, labels={"org.buildctl.builder": self.opts.build_id,
+                                                "org.buildctl.board": job.name})
+
+    def kas_file_of(self, job: BoardJob) -> Path:
+        """The board's copy of its composed kas file (what every phase runs kas on)."""
+        return workspace.kas_copy(self.board_dir(job), job.kas_file)
+
+    def _run_phase(self, job: BoardJob, rep: BoardReport, phase: phases.Phase) -> int:
+        d = self.board_dir(job)
+        overlay = self._overlay(job, phase.name, phase.network)
+        material = None
+        if phase is phases.CHECKOUT and job.fetch_auth is not None:
+            material = job.fetch_auth.checkout_material([str(p) for p in self._sources(job)],
+                                                        self.opts.owner)
+        spec = self.run_spec(job, phase.name,
+                             phases.kas_argv(self.kas_file_of(job), overlay, phase),
+                             phase.network, material)
         result = rep.phase(phase.name)
         result.status, result.log = "running", str(d / "logs" / f"{phase.name}.log")
         self.on_progress(job.name, phase.name, BitbakeLog())

@@ -245,6 +245,11 @@ def env_rows() -> list[Binding]:
     return [b for b in BINDINGS if b.where in (KAS_ENV, KAS_ENV_SECRET)]
 
 
+def secret_variables() -> tuple[str, ...]:
+    """Variables whose value is a secret the build resolves at run time (never printed)."""
+    return tuple(b.var for b in BINDINGS if b.where == KAS_ENV_SECRET)
+
+
 def reverse_rules() -> dict[tuple[str, str], Binding]:
     """(variable as written, operator) -> the row whose field it becomes."""
     out: dict[tuple[str, str], Binding] = {}

@@ -65,11 +65,32 @@ class Runtime(Protocol):
     def run(self, spec: RunSpec, on_line: LineSink) -> int:
         """Run to completion, streaming output lines; return the exit code."""
 
+    def attach(self, spec: RunSpec, tty: bool) -> int:
+        """Run with the caller's stdin, stdout and stderr (a terminal when ``tty``): what
+        ``buildctl shell`` hands the user; return the exit code."""
+
     def stop(self, name: str) -> None:
         """Stop a run started by :meth:`run` (from another thread)."""
 
     def cleanup(self) -> None:
         """Remove whatever this runtime started and did not remove yet."""
+
+
+def wait_attached(proc: "subprocess.Popen") -> int:
+    """Wait for a child that owns the terminal. Ctrl-C reaches the whole foreground process
+    group: the child (a shell, bitbake) decides what it means, buildctl only waits."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def exit_code(returncode: int) -> int:
+    """A child killed by signal N exits the way a shell reports it: 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 class ProcessTable:

@@ -1,9 +1,12 @@
 """Docker Engine API (docker SDK): one container per board and phase, removed afterwards."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 
-from buildctl.builder.runtime.base import LineSink, RunSpec, split_lines
+from buildctl.builder.runtime.base import LineSink, RunSpec, exit_code, split_lines, wait_attached
 from buildctl.errors import UserError
 
 
@@ -68,6 +71,31 @@ class DockerRuntime:
             with self._lock:
                 self._running.pop(spec.name, None)
             _remove(container)
+
+    def attach(self, spec: RunSpec, tty: bool) -> int:
+        """The same container as :meth:`run` (image, mounts, environment, entry point, user),
+        attached to the caller's terminal through the ``docker`` client, which relays a TTY
+        and its resizes the way users know from ``docker run -it``."""
+        binary = shutil.which("docker")
+        if not binary:
+            raise UserError("docker: the `docker` command-line client is not installed "
+                            "(apt-get install docker.io), or choose --runtime podman|host")
+        argv, env = self.cli_command(spec, tty, binary)
+        return exit_code(wait_attached(subprocess.Popen(argv, env={**os.environ, **env})))
+
+    def cli_command(self, spec: RunSpec, tty: bool,
+                    binary: str = "docker") -> tuple[list[str], dict[str, str]]:
+        argv = [binary, "run", "--rm", "--init", "-i", *(["-t"] if tty else []),
+                "--name", spec.name, "--network", "host" if spec.network else "none",
+                "-w", str(spec.workdir), "--label", "buildctl=1"]
+        for k, v in spec.labels.items():
+            argv += ["--label", f"{k}={v}"]
+        for m in spec.mounts:
+            argv += ["-v", f"{m.path}:{m.path}:{'ro' if m.read_only else 'rw'}"]
+        env = dict(spec.env, BUILDCTL_UID=str(spec.owner[0]), BUILDCTL_GID=str(spec.owner[1]))
+        for k in sorted(env):
+            argv += ["-e", k]  # values come from the child's environment, not argv (ps)
+        return argv + [self.image] + spec.argv, env
 
     def stop(self, name: str) -> None:
         with self._lock:

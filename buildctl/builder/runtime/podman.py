@@ -20,7 +20,8 @@ import resource
 import shutil
 import subprocess
 
-from buildctl.builder.runtime.base import LineSink, ProcessTable, RunSpec
+from buildctl.builder.runtime.base import (LineSink, ProcessTable, RunSpec, exit_code,
+                                           wait_attached)
 from buildctl.errors import UserError
 
 
@@ -60,8 +61,11 @@ class PodmanRuntime:
         return {"runtime": "podman", "image": self.image, "image_id": info.get("Id"),
                 "image_digest": digest}
 
-    def command(self, spec: RunSpec) -> tuple[list[str], dict[str, str]]:
-        argv = [self.binary, "run", "--rm", "--init", "--name", spec.name,
+    def command(self, spec: RunSpec, tty: bool | None = None) -> tuple[list[str], dict[str, str]]:
+        """The podman command line and its environment; ``tty`` not None: attached to the
+        caller's stdin (and a terminal when True), as ``buildctl shell`` runs."""
+        attached = [] if tty is None else ["-i", "-t"] if tty else ["-i"]
+        argv = [self.binary, "run", "--rm", "--init", *attached, "--name", spec.name,
                 "--network", "host" if spec.network else "none", "-w", str(spec.workdir),
                 *ulimit_args()]
         if self.rootless:
@@ -86,6 +90,10 @@ class PodmanRuntime:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         return self._procs.stream(spec.name, proc, on_line)
+
+    def attach(self, spec: RunSpec, tty: bool) -> int:
+        argv, env = self.command(spec, tty)
+        return exit_code(wait_attached(subprocess.Popen(argv, env={**os.environ, **env})))
 
     def stop(self, name: str) -> None:
         subprocess.run([self.binary, "stop", "-t", "15", name], capture_output=True)

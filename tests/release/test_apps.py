@@ -114,6 +114,12 @@ def test_ipk_feed_of_a_plain_kas_build_unsigned_product(tmp_path):
     assert "Type:   ipk" in text and "Signature: no signature" in text
     assert "name:     hello-buildctl_1.0-r0_core2-64.ipk" in text
     assert validate(art, None).returncode == 0
+    # the same run for people: one line per artifact naming the image it needs
+    r = run_cli("release", "apps", str(prod), "-b", "qemux86-64", "--feed",
+                str(tmp_path / "deploy"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (f"qemux86-64-release: {a['file']} (ipk, depends rootfs-image.version {IMAGE}, "
+            "unsigned)") in r.stdout
 
 
 @pytest.mark.parametrize("case", ["no-feed", "unknown-package", "unknown-board", "not-in-feed",

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from buildctl.errors import UserError
 from buildctl.ota.mender import (ArtifactError, ArtifactSpec, DataSource, load_private_key,
-                                 module_payload, read_artifact, write_artifact)
+                                 load_public_key, module_payload, read_artifact, write_artifact)
 from buildctl.release.bundle import sha256_file
 
 # feed directory (OE's DEPLOY_DIR_<FMT> under DEPLOY_DIR) -> (PACKAGE_CLASSES entry, file suffix)
@@ -159,13 +159,17 @@ def _key_ref(product) -> str | None:
     return ref(product)
 
 
-def image_version_from_bundle(bundle: Path, key: str, board: str) -> tuple[str, list[str]]:
-    """rootfs-image.version and device types of the board's image artifact in a bundle."""
+def image_version_from_bundle(bundle: Path, key: str, board: str,
+                              public_pem: bytes | None = None) -> tuple[str, list[str]]:
+    """rootfs-image.version and device types of the board's image artifact in a bundle (its
+    signature checked with public_pem when the product signs: the artifacts must depend on
+    an image that was really released)."""
     menders = sorted((bundle / key).glob("*.mender")) if (bundle / key).is_dir() else []
     if not menders:
         raise UserError(f"--bundle: no {key}/*.mender in {bundle}")
+    pub = load_public_key(public_pem, "the product's signing key") if public_pem else None
     try:
-        info = read_artifact(menders[0])
+        info = read_artifact(menders[0], public_key=pub)
     except ArtifactError as exc:
         raise UserError(f"--bundle: {menders[0]}: {exc}") from None
     for p in info.payloads:
@@ -199,6 +203,7 @@ def write_board_apps(args: AppsArgs) -> list[BoardApps]:
         raise UserError(f"--format: {args.format!r} is not one of {', '.join(FORMATS)}")
     build_out = args.build_out or Path.cwd() / "out" / product.name
     out_root = (args.out or Path.cwd() / "apps") / product.name / product.release.version
+    key_ref = _key_ref(product)
     plans = []  # everything is checked before anything is written
     for board in boards:
         bkey = f"{board.name}-{var.name}"
@@ -216,7 +221,10 @@ def write_board_apps(args: AppsArgs) -> list[BoardApps]:
                             "packages to release")
         pkgs = [_pick(n, feed, feed_dir, board.name) for n in names]
         if args.bundle:
-            image_version, types = image_version_from_bundle(Path(args.bundle), bkey, board.name)
+            pem = (load_private_key(key_ref, "mender.signing_key").public_pem()
+                   if key_ref else None)
+            image_version, types = image_version_from_bundle(Path(args.bundle), bkey,
+                                                             board.name, pem)
         else:
             image_version = product.artifact_name(board.name, var.name)
             types = list(board.mender.device_types)
@@ -224,7 +232,6 @@ def write_board_apps(args: AppsArgs) -> list[BoardApps]:
             raise UserError(f"{board.path}: mender.device_types: {board.name} has none")
         plans.append((board, bkey, fmt, feed_dir, image_version, types, pkgs))
 
-    key_ref = _key_ref(product)
     key = load_private_key(key_ref, "mender.signing_key") if key_ref else None
     results = []
     for board, bkey, fmt, feed_dir, image_version, types, pkgs in plans:

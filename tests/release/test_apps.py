@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from tests.helpers import skips
 from tests.helpers.products import write_yaml
 from tests.release.app_feed import make_deb, make_ipk
-from tests.release.helpers import release_product
+from tests.release.helpers import make_key, release_product
 
 IMAGE = "demo-1.0-qemux86-64-release"  # the fixture product's artifact name for the board
 
@@ -80,16 +80,25 @@ def test_deb_feed_gives_a_signed_deb_module_artifact_tied_to_the_image(deb_world
     assert listed["artifacts"][0]["artifact_name"] == f"{IMAGE}-hello-buildctl-1.0-r0"
 
 
-def test_bundle_form_takes_the_image_version_from_the_bundle_artifact(deb_world, tmp_path):
+def test_bundle_form_takes_the_image_version_from_the_signed_bundle_artifact(deb_world,
+                                                                              tmp_path):
     root, prod, _ = deb_world
+    from buildctl.ota.mender import load_private_key
     from buildctl.ota.mender.writer import ArtifactSpec, rootfs_payload, write_artifact
     img = tmp_path / "rootfs.ext4"
     img.write_bytes(b"\0" * 4096)
     bundle = tmp_path / "bundle"
     (bundle / "qemux86-64-release").mkdir(parents=True)
-    write_artifact(ArtifactSpec("image-from-bundle-7", ["qemux86-64"],
-                                rootfs_payload(img, "image-from-bundle-7")),
-                   bundle / "qemux86-64-release" / "core-image-minimal-qemux86-64.rootfs.mender")
+    image = bundle / "qemux86-64-release" / "core-image-minimal-qemux86-64.rootfs.mender"
+    spec = ArtifactSpec("image-from-bundle-7", ["qemux86-64"],
+                        rootfs_payload(img, "image-from-bundle-7"))
+    other, _ = make_key(tmp_path / "other.pem")
+    write_artifact(spec, image, key=load_private_key(f"file:{other}"))
+    r = run_cli("release", "apps", str(prod), "--board", "qemux86-64", "--bundle", str(bundle),
+                "--out", str(tmp_path / "o"), cwd=root)
+    assert r.returncode == 2 and "signature does not verify" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+    write_artifact(spec, image, key=load_private_key(f"file:{root / 'keys' / 'release.pem'}"))
     r = run_cli("release", "apps", str(prod), "--board", "qemux86-64", "--bundle", str(bundle),
                 "--out", str(tmp_path / "o"), "--json", cwd=root)
     assert r.returncode == 0, r.stderr

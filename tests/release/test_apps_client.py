@@ -164,3 +164,12 @@ def test_client_installs_commits_and_rolls_back_a_failing_post_install(world):
     assert prov["rootfs-image.hello-buildctl.version"] == "1.0-r0"
     assert prov["artifact_name"] == f"{IMAGE}-hello-buildctl-1.0-r0"
     assert dev.mender("commit").returncode != 0  # nothing left to commit
+
+
+def test_module_parses_in_busybox_ash_the_shell_of_yocto_devices():
+    """The run above uses the host's /bin/sh (dash); devices run the module with busybox ash
+    (whose static Debian build prefers its own dpkg applet, so it cannot stand in for the whole
+    run): the module must at least parse there."""
+    busybox = skips.tool("busybox", "apt-get install busybox-static")
+    r = subprocess.run([busybox, "sh", "-n", str(MODULE)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

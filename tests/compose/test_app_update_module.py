@@ -84,7 +84,7 @@ def test_bitbake_reads_ipk_package_management_and_the_module_into_the_image(comp
     cls = subprocess.run(["git", "-C", str(oecore), "show",
                           f"{pins['openembedded-core']}:meta/classes-global/{first}.bbclass"],
                          check=True, capture_output=True, text=True).stdout
-    assert re.search(rf'^IMAGE_PKGTYPE \?= "{fmt}"$', cls, re.M)
+    assert re.search(rf'^IMAGE_PKGTYPE \?= "{fmt}"$', cls, re.MULTILINE)
     recipe = RECIPE.read_text()
     assert 'MODULE_NAME = "${IMAGE_PKGTYPE}"' in recipe
     assert "${datadir}/mender/modules/v3/${MODULE_NAME}" in recipe

@@ -1,5 +1,6 @@
-"""Package feeds in OE's layout (DEPLOY_DIR/{deb,ipk}/<arch>/) holding a tiny real package
-standing for hello-buildctl: a .deb made by dpkg-deb, an .ipk in opkg's ar layout."""
+"""The app-update fixtures: a product whose `packages:` hold hello-buildctl, and package feeds
+in OE's layout (DEPLOY_DIR/{deb,ipk}/<arch>/) holding a tiny real package standing for it: a
+.deb made by dpkg-deb, an .ipk in opkg's ar layout."""
 from __future__ import annotations
 
 import io
@@ -7,7 +8,28 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import yaml
+
+from tests.helpers.products import write_yaml
+from tests.release.helpers import release_product
+
 BIN = "usr/bin/hello-buildctl"
+IMAGE = "demo-1.0-qemux86-64-release"  # the fixture product's artifact name for the board
+
+
+def app_product(root: Path, **extra) -> Path:
+    """release_product (signed, require_signed) with packages: [hello-buildctl]."""
+    prod = release_product(root, cyclonedx=False)
+    data = yaml.safe_load(prod.read_text())
+    data["packages"] = ["hello-buildctl"]
+    data["release"]["artifact_name"] = "{product}-{version}-{board}-{variant}"
+    data.update(extra)
+    return write_yaml(prod, data)
+
+
+def feed_dir(root: Path) -> Path:
+    """Where `buildctl build` leaves OE's DEPLOY_DIR for the board."""
+    return root / "out" / "demo" / "qemux86-64-release" / "work" / "build" / "tmp" / "deploy"
 
 
 def _tree(root: Path, name: str, version: str, postinst_rc: int) -> dict[str, tuple[bytes, int]]:

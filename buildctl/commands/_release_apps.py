@@ -35,6 +35,17 @@ def add_args(p) -> None:
                    help="apps: the feed to use when the build wrote several")
 
 
+OPTIONS = {"package": "--package", "feed": "--feed", "bundle": "--bundle", "format": "--format"}
+
+
+def refuse_options(args) -> None:
+    """The apps options mean nothing to the other release verbs: say so instead of ignoring."""
+    for attr, flag in OPTIONS.items():
+        if getattr(args, attr, None):
+            raise UserError(f"{flag} is an option of `release apps`, not of `release "
+                            f"{args.target if args.target in ('verify', 'diff', 'cves') else 'PRODUCT'}`")
+
+
 def run(args) -> int:
     from buildctl.release.apps import AppsArgs, write_board_apps
 

@@ -115,6 +115,12 @@ def test_ipk_feed_of_a_plain_kas_build_unsigned_product(tmp_path):
             "unsigned)") in r.stdout
 
 
+def test_apps_options_are_refused_by_the_other_release_verbs(tmp_path):
+    r = run_cli("release", "verify", str(tmp_path), "--feed", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--feed is an option of `release apps`, not of `release verify`" in r.stderr
+
+
 @pytest.mark.parametrize("case", ["no-feed", "unknown-package", "unknown-board", "not-in-feed",
                                   "two-feeds"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):

@@ -38,12 +38,12 @@ def add_args(p) -> None:
 OPTIONS = {"package": "--package", "feed": "--feed", "bundle": "--bundle", "format": "--format"}
 
 
-def refuse_options(args) -> None:
+def refuse_options(args, subverbs: tuple[str, ...]) -> None:
     """The apps options mean nothing to the other release verbs: say so instead of ignoring."""
+    verb = args.target if args.target in subverbs else "PRODUCT"
     for attr, flag in OPTIONS.items():
         if getattr(args, attr, None):
-            raise UserError(f"{flag} is an option of `release apps`, not of `release "
-                            f"{args.target if args.target in ('verify', 'diff', 'cves') else 'PRODUCT'}`")
+            raise UserError(f"{flag} is an option of `release apps`, not of `release {verb}`")
 
 
 def run(args) -> int:

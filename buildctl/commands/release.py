@@ -67,7 +67,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.target == "apps":
         return release_apps.run(args)
-    release_apps.refuse_options(args)
+    release_apps.refuse_options(args, SUBVERBS)
     if args.target in SUBVERBS:
         want = 2 if args.target == "diff" else 1
         if len(args.paths) != want:

@@ -12,6 +12,11 @@
                                  reproducibility of two bundles.
   buildctl release cves DIR      CVE counts per status and unpatched CVEs per package, of a
                                  bundle or a deploy dir.
+  buildctl release apps PRODUCT --board B [--variant V] [--build-out DIR | --feed DIR]
+      [--bundle DIR] [--package P] [--format ipk|deb|rpm] [--out DIR]
+      one module-image artifact per application package from the build's package feed (no
+      image rebuild): type ipk/deb/rpm, depends on the board's image (rootfs-image.version,
+      device type), provides rootfs-image.<package>.version; see buildctl/commands/_release_apps.py.
 All take --json. Exit codes: 0 ok, 1 a check failed or a promised output is missing, 2 usage.
 """
 from __future__ import annotations
@@ -19,18 +24,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from buildctl.commands import _release_apps as release_apps
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.errors import EXIT_PROBLEMS, UserError
 
-SUBVERBS = ("verify", "diff", "cves")
+SUBVERBS = ("verify", "diff", "cves", "apps")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("release", help="release bundles: make, verify, diff, cves",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="PRODUCT|verify|diff|cves",
-                   help="product manifest, or one of: verify DIR, diff A B, cves DIR")
+    p.add_argument("target", metavar="PRODUCT|verify|diff|cves|apps",
+                   help="product manifest, or one of: verify DIR, diff A B, cves DIR, apps PRODUCT")
     p.add_argument("paths", nargs="*", type=Path, metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--board", "-b", action="append", default=[], metavar="B",
                    help="only this board (repeatable; default: every board)")
@@ -53,11 +59,15 @@ def register(subparsers) -> None:
     p.add_argument("--no-validators", action="store_true",
                    help="verify: skip the SBOM validators (minutes for images of thousands of "
                         "packages, see docs/benchmarks.md); sums, provenance and gate still run")
+    release_apps.add_args(p)
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.target == "apps":
+        return release_apps.run(args)
+    release_apps.refuse_options(args, SUBVERBS)
     if args.target in SUBVERBS:
         want = 2 if args.target == "diff" else 1
         if len(args.paths) != want:

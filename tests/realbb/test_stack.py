@@ -103,11 +103,22 @@ def test_spdx_settings(run):
 
 def test_hello_buildctl_is_built_into_the_image(run):
     assert "hello-buildctl" in run.buildlist
-    for task in ("do_compile", "do_package_write_rpm", "do_populate_lic"):
+    for task in ("do_compile", "do_package_write_ipk", "do_populate_lic"):
         assert f'"hello-buildctl.{task}"' in run.graph
     assert "hello-buildctl" in run.env["IMAGE_INSTALL"].split()
     for pkg in PRODUCT_DATA["packages"] + board_data(run.board).get("packages", []):
         assert pkg in run.env["IMAGE_INSTALL"].split()
+
+
+def test_images_take_app_updates_as_ipk_packages_with_the_module(run):
+    """What `buildctl release apps` artifacts need on the device (issue 14): the image's
+    package manager and buildctl's package update module, named for IMAGE_PKGTYPE."""
+    assert run.env["PACKAGE_CLASSES"].split()[0] == "package_ipk"
+    assert run.env["IMAGE_PKGTYPE"] == "ipk"
+    assert "package-management" in run.env["IMAGE_FEATURES"].split()
+    assert "mender-buildctl-pkg-module" in run.env["IMAGE_INSTALL"].split()
+    assert "mender-buildctl-pkg-module" in run.buildlist and "opkg" in run.buildlist
+    assert '"mender-buildctl-pkg-module.do_package_write_ipk"' in run.graph
 
 
 def test_board_local_conf_reaches_bitbake(run):

@@ -32,6 +32,7 @@ class ReleaseArgs:
     release_key: str | None = None  # default: the product's mender.signing_key
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
+    delta_from: Path | None = None  # an older bundle of the product: also write deltas
 
 
 def _key_ref(product) -> str | None:
@@ -108,7 +109,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        cve_policy=CvePolicy(
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
-                       sbom_formats=formats or ("spdx",))
+                       sbom_formats=formats or ("spdx",), delta_from=args.delta_from)
 
 
 def _rel(path: Path, root: Path) -> str:

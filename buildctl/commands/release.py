@@ -100,7 +100,9 @@ def _release(args) -> int:
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))
     result = run_release(spec, show)
     data = {"bundle": str(result.bundle_dir), "files": result.files, "signed": result.signed,
-            "boards": result.boards}
+            "boards": result.boards, "warnings": result.warnings}
+    for w in result.warnings:
+        con.print(f"warning: {w}")
     if args.json:
         print_json(data)
     else:

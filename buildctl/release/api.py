@@ -99,6 +99,12 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
         sde = source_date_epoch(root)
     builder = {"image": build_report.get("image"), "digest": build_report.get("image_digest"),
                "packages": build_report.get("image_packages")}
+    warnings = []
+    if args.delta_from is not None and not read_only_rootfs(product, var):
+        warnings.append(
+            "--delta-from: the product's root filesystem is not read-only (image_features: "
+            "read-only-rootfs): a device that writes to it no longer matches the old image's "
+            "checksum, and the rootfs-delta module refuses to install a delta onto it")
     formats = tuple(f for f, on in (("spdx", product.sbom.spdx),
                                     ("cyclonedx", product.sbom.cyclonedx)) if on)
     return ReleaseSpec(product=product.name, version=product.release.version,
@@ -109,7 +115,17 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        cve_policy=CvePolicy(
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
-                       sbom_formats=formats or ("spdx",), delta_from=args.delta_from)
+                       sbom_formats=formats or ("spdx",), delta_from=args.delta_from,
+                       warnings=warnings)
+
+
+def read_only_rootfs(product, variant) -> bool:
+    """Whether the images are built with IMAGE_FEATURES read-only-rootfs (manifest or
+    local_conf), which a delta's source checksum needs to stay true on the device."""
+    features = tuple(product.image_features) + tuple(variant.image_features)
+    conf = " ".join(str(v) for v in
+                    list(product.local_conf.values()) + list(variant.local_conf.values()))
+    return "read-only-rootfs" in features or "read-only-rootfs" in conf
 
 
 def _rel(path: Path, root: Path) -> str:

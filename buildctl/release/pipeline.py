@@ -60,6 +60,7 @@ class ReleaseSpec:
     cve_policy: CvePolicy = field(default_factory=CvePolicy)
     sbom_formats: tuple[str, ...] = ("spdx", "cyclonedx")
     delta_from: Path | None = None  # an older bundle: write each board's delta against it
+    warnings: list[str] = field(default_factory=list)  # shown with the result, never fatal
 
     @property
     def bundle_dir(self) -> Path:
@@ -86,6 +87,7 @@ class ReleaseResult:
     boards: list[dict]
     files: int
     signed: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- per-board steps ----------------------------------------------------------------------------
@@ -336,4 +338,5 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
         import shutil
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ReleaseResult(final, [board_summary(st) for st in states], len(files), signed)
+    return ReleaseResult(final, [board_summary(st) for st in states], len(files), signed,
+                         list(run.warnings))

@@ -138,6 +138,8 @@ def test_release_delta_from_puts_the_delta_in_the_bundle(world):
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     bundle = Path(data["bundle"])
+    # the fixture product's root filesystem is writable: said, not fatal
+    assert any("read-only-rootfs" in w for w in data["warnings"])
     name = f"{DIR}/core-image-minimal-qemux86-64.rootfs.delta-from-1.0.mender"
     assert (bundle / name).is_file()
     assert f"  {name}\n" in (bundle / "SHA256SUMS").read_text()
@@ -299,3 +301,24 @@ def test_delta_from_a_bundle_without_the_board(world, tmp_path):
                 "--out", str(out), "--delta-from", str(other), cwd=world["root"])
     _bad(r, "--delta-from", "no board qemux86-64")
     assert not (out / "demo" / "1.1").exists()
+
+
+# -- the recipe -------------------------------------------------------------------------------
+
+def test_recipe_installs_the_module_under_its_payload_type():
+    from buildctl.release.delta import MODULE
+    from tests.content._helpers import LAYERS, values
+    recipe = LAYERS / "meta-buildctl/recipes-mender/rootfs-delta-module/rootfs-delta-module_1.0.bb"
+    conf = values(recipe)
+    assert conf["SRC_URI"] == f"file://{MODULE}"
+    assert (recipe.parent / "files" / MODULE).is_file()
+    assert f"${{datadir}}/mender/modules/v3/{MODULE}" in recipe.read_text()
+    assert {"bash", "xdelta3"} <= set(conf["RDEPENDS:${PN}"].split())
+
+
+def test_recipe_rdepends_exist_in_the_layers_products_use():
+    """xdelta3 comes from meta-oe (which meta-mender's client needs anyway) at the pins."""
+    oe = skips.kit_repo("git.openembedded.org.meta-openembedded")
+    names = subprocess.run(["git", "-C", str(oe), "ls-tree", "-r", "--name-only", "scarthgap",
+                            "meta-oe/recipes-support/xdelta/"], capture_output=True, text=True)
+    assert any(Path(n).name.startswith("xdelta3_") for n in names.stdout.split()), names

@@ -11,8 +11,8 @@ UUID, hash seed and times, so the same arguments give the same images). Then, in
              (xdelta3 decode, as on the device), and the ratio to the reference's size
   apply      the device module (layers/meta-buildctl/.../rootfs-delta) installing the delta
              onto a file standing for the inactive partition: both passes (verify, write)
-  --compare  the encoders considered, on the same images: xdelta3 -9 with secondary
-             compression none/djw/lzma, zchunk (zck + zck_delta_size: what a device would
+  --compare  the encoders considered, on the same images: xdelta3 -3 and -9 with secondary
+             compression none/djw/lzma and the whole image as window, xdelta3's defaults, zchunk (zck + zck_delta_size: what a device would
              download), bsdiff (memory 17x the image, and minutes per 16 MiB: only for --size <= 16)
 
   python bench/delta.py [--size 512] [--share 0.02] [--workdir DIR] [--compare]
@@ -110,12 +110,13 @@ def apply_module(delta: Path, old: Path, new: Path, work: Path) -> float:
 def compare(old: Path, new: Path, work: Path, size_mib: int) -> list[tuple[str, int, float, float]]:
     rows = []
     window = str(min(1 << 30, old.stat().st_size))
-    for sec in ("none", "djw", "lzma"):
-        d = work / f"x-{sec}.vcdiff"
-        te = timed(["xdelta3", "-e", "-9", "-S", sec, "-B", window, "-f", "-s", str(old),
+    for level, sec in (("-3", "none"), ("-3", "djw"), ("-3", "lzma"), ("-9", "none"),
+                       ("-9", "djw"), ("-9", "lzma")):
+        d = work / f"x{level}-{sec}.vcdiff"
+        te = timed(["xdelta3", "-e", level, "-S", sec, "-B", window, "-f", "-s", str(old),
                     str(new), str(d)])
         td = timed(["xdelta3", "-d", "-f", "-s", str(old), str(d), str(work / "out.img")])
-        rows.append((f"xdelta3 -9 -S {sec}", d.stat().st_size, te, td))
+        rows.append((f"xdelta3 {level} -S {sec} -B <image>", d.stat().st_size, te, td))
     d = work / "x-default.vcdiff"
     te = timed(["xdelta3", "-e", "-f", "-s", str(old), str(new), str(d)])
     td = timed(["xdelta3", "-d", "-f", "-s", str(old), str(d), str(work / "out.img")])

@@ -36,12 +36,14 @@ MODULE = "rootfs-delta"  # the update module's name: /usr/share/mender/modules/v
 PAYLOAD_NAME = "rootfs.vcdiff"
 KIND = "mender-delta"  # the bundle file kind of a delta artifact
 CHECKSUM = "rootfs-image.checksum"
-# xdelta3: best compression level, the whole old image as the source window (files move
-# between images made by mke2fs -d), secondary compression off: docs/benchmarks.md measured
-# djw/lzma secondary compression against it (smaller by a few %, decoded several times slower
-# on the device) and the artifact stores the VCDIFF uncompressed (it is compressed already).
-XDELTA_LEVEL = "-9"
-XDELTA_SECONDARY = "none"
+# xdelta3: its default level (-9 took 5-10x the time for no smaller delta on the bench
+# images), the whole old image as the source window (files move between two images made by
+# mke2fs -d), and djw secondary compression: built into every xdelta3, whereas lzma (3% smaller
+# on the bench) needs meta-oe's xdelta3 built with PACKAGECONFIG lzma on the device. The
+# artifact stores the VCDIFF uncompressed (compressing it again gains nothing).
+# docs/benchmarks.md has the measurements (bench/delta.py --compare).
+XDELTA_LEVEL = "-3"
+XDELTA_SECONDARY = "djw"
 MAX_WINDOW = 1 << 30  # xdelta3's largest source window (-B)
 
 

@@ -325,6 +325,8 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
             st = BoardState(spec, staging / spec.key)
             st.dir.mkdir(parents=True)
             for name, step in BOARD_STEPS:
+                if name == "delta" and run.delta_from is None:
+                    continue  # an optional step: not shown, not listed as run
                 on_step(spec.key, name)
                 step(run, st)
                 st.steps.append(name)

@@ -18,17 +18,10 @@ def run_delta_cmd(args) -> int:
         raise UserError("release delta: give both --from OLD_BUNDLE and --to NEW_BUNDLE")
     new = Path(args.delta_new)
     out = args.out or new.parent / f"{new.name}-deltas"
-    sde = None
-    try:
-        import json
-        sde = json.loads((new / "release.json").read_text()).get("source_date_epoch")
-    except (OSError, ValueError, AttributeError):
-        pass
     con = console(stderr=True)
     show = (lambda b: None) if args.json else (lambda b: con.print(f"release delta {b}"))
     report = run_delta(DeltaRun(old=Path(args.delta_old), new=new, out=Path(out),
-                                boards=list(args.board), signing_key=args.signing_key,
-                                source_date_epoch=sde if isinstance(sde, int) else None), show)
+                                boards=list(args.board), signing_key=args.signing_key), show)
     if args.json:
         print_json(report)
         return 0

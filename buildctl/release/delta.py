@@ -60,6 +60,7 @@ class Bundle:
     product: str
     version: str
     boards: dict[str, BundleBoard]  # by board name
+    source_date_epoch: int | None = None  # the release's: the delta artifacts' member times
 
 
 @dataclass
@@ -118,7 +119,9 @@ def open_bundle(path: Path, what: str) -> Bundle:
         if not mender.is_file():
             raise UserError(f"{what} {root}: {menders[0]}: listed in {B.RELEASE_JSON} but missing")
         boards[b["board"]] = BundleBoard(d, b["board"], mender)
-    return Bundle(root, str(rel["product"]), str(rel["version"]), boards)
+    sde = rel.get("source_date_epoch")
+    return Bundle(root, str(rel["product"]), str(rel["version"]), boards,
+                  sde if isinstance(sde, int) and not isinstance(sde, bool) else None)
 
 
 def pair_boards(old: Bundle, new: Bundle, only: list[str]) -> list[str]:
@@ -319,7 +322,7 @@ class DeltaRun:
     out: Path  # deltas land in <out>/<board dir>/ (default <new bundle>-deltas)
     boards: list[str]
     signing_key: str | None = None  # env:/file: reference
-    source_date_epoch: int | None = None
+    source_date_epoch: int | None = None  # default: the new bundle's
 
 
 def run_delta(run: DeltaRun, on_board=None) -> dict:
@@ -344,7 +347,8 @@ def run_delta(run: DeltaRun, on_board=None) -> dict:
             dest = staging / nb.dir / delta_file_name(nb.mender.name, old.version)
             dest.parent.mkdir(parents=True, exist_ok=True)
             figures.append(make_delta(ob.mender, nb.mender, dest, board=name, dir=nb.dir,
-                                      key=key, mtime=run.source_date_epoch or 0,
+                                      key=key,
+                                      mtime=run.source_date_epoch or new.source_date_epoch or 0,
                                       workdir=staging))
         report = {"product": new.product, "from": old.version, "to": new.version,
                   "boards": [f.to_dict() for f in figures],

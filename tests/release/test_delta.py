@@ -161,6 +161,8 @@ def test_release_delta_from_puts_the_delta_in_the_bundle(world):
     r2 = run_cli("release", "delta", "--from", str(world["old"]), "--to", str(bundle),
                  "--out", str(world["root"] / "again"), "--signing-key", f"file:{world['key']}")
     assert r2.returncode == 0, r2.stderr
+    assert f"{DIR}: {Path(name).name}: delta " in r2.stdout and " vs full " in r2.stdout
+    assert "deltas 1.0 -> 1.1" in r2.stdout
     assert (world["root"] / "again" / name).read_bytes() == (bundle / name).read_bytes()
 
 

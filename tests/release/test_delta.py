@@ -415,3 +415,25 @@ def test_client_refuses_the_delta_to_a_device_running_another_image(world, delta
     assert "rootfs-image.checksum" in r.stdout + r.stderr
     assert parts.part_b.read_bytes() == before
     assert parts.bootvars()["mender_boot_part"] == "2"
+
+
+@pytest.mark.parametrize("series,initial,expected", [
+    ("scarthgap", {"WORKDIR": "/w"}, "/w"),  # the fetcher unpacks into WORKDIR
+    ("wrynose", {"WORKDIR": "/w", "UNPACKDIR": "/w/sources"}, "/w/sources"),
+])
+def test_recipe_finds_the_script_where_each_series_unpacks_it(series, initial, expected):
+    """BitBake's own datastore reads the recipe's assignments (functions and inherit left out:
+    the configuration parser takes neither)."""
+    from tests.helpers import bb_oracle
+    skips.require(bb_oracle.available(), "BitBake's bb library cannot be imported here",
+                  "pip install bitbake-setup (the test extra)")
+    recipe = MODULE.parents[1] / "rootfs-delta-module_1.0.bb"
+    kept, in_function = [], False
+    for line in recipe.read_text().splitlines():
+        in_function = in_function or line.startswith("do_install()")
+        if not in_function and not line.startswith("inherit "):
+            kept.append(line)
+        in_function = in_function and not line.startswith("}")
+    got = bb_oracle.evaluate("\n".join(kept) + "\n", ["S", "SRC_URI"],
+                             {**initial, "PN": "rootfs-delta-module"})
+    assert got == {"S": expected, "SRC_URI": f"file://{MODULE.name}"}

@@ -108,7 +108,8 @@ def mkfs(tree: Path, image: Path, size_mib: int) -> None:
 def make_pair(dest: Path, size_mib: int, share: float, *, fill: float = 0.7,
               seed: int = 1) -> Pair:
     """dest/old.ext4 and dest/new.ext4 (size_mib each, ``fill`` of it files), the new one with
-    ``share`` of the files changed."""
+    ``share`` of the files changed. At least 24 MiB at the default fill: below that ext4's
+    journal and metadata leave too little room for the files."""
     dest.mkdir(parents=True, exist_ok=True)
     tree = dest / "tree"
     shutil.rmtree(tree, ignore_errors=True)

@@ -17,6 +17,11 @@
       one module-image artifact per application package from the build's package feed (no
       image rebuild): type ipk/deb/rpm, depends on the board's image (rootfs-image.version,
       device type), provides rootfs-image.<package>.version; see buildctl/commands/_release_apps.py.
+  buildctl release delta --from OLD --to NEW [--board B] [--out DIR] [--signing-key REF]
+      per board in both bundles, a rootfs-delta artifact (xdelta3 VCDIFF of the new root
+      filesystem against the old one; depends on the old rootfs-image.checksum) into
+      <out>/<board>-<variant>/ (default <NEW>-deltas), with sizes and apply time in
+      <out>/delta.json. `release PRODUCT --delta-from OLD` puts them into the new bundle.
 All take --json. Exit codes: 0 ok, 1 a check failed or a promised output is missing, 2 usage.
 """
 from __future__ import annotations
@@ -28,7 +33,7 @@ from buildctl.commands import _release_apps as release_apps
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.errors import EXIT_PROBLEMS, UserError
 
-SUBVERBS = ("verify", "diff", "cves", "apps")
+SUBVERBS = ("verify", "diff", "cves", "apps", "delta")
 
 
 def register(subparsers) -> None:
@@ -60,6 +65,15 @@ def register(subparsers) -> None:
                    help="verify: skip the SBOM validators (minutes for images of thousands of "
                         "packages, see docs/benchmarks.md); sums, provenance and gate still run")
     release_apps.add_args(p)
+    p.add_argument("--from", dest="delta_old", type=Path, metavar="OLD",
+                   help="delta: the bundle devices run now")
+    p.add_argument("--to", dest="delta_new", type=Path, metavar="NEW",
+                   help="delta: the bundle to update them to")
+    p.add_argument("--delta-from", type=Path, metavar="OLD",
+                   help="release: also write each board's delta artifact against bundle OLD")
+    p.add_argument("--signing-key", metavar="REF",
+                   help="delta: env:/file: reference of the key that signed NEW's artifacts "
+                        "(the product's mender.signing_key); needed when they are signed")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -68,6 +82,9 @@ def run(args) -> int:
     if args.target == "apps":
         return release_apps.run(args)
     release_apps.refuse_options(args, SUBVERBS)
+    if args.target == "delta":
+        from buildctl.commands._release_delta import run_delta_cmd
+        return run_delta_cmd(args)
     if args.target in SUBVERBS:
         want = 2 if args.target == "diff" else 1
         if len(args.paths) != want:
@@ -86,13 +103,16 @@ def _release(args) -> int:
     spec = spec_from_product(ReleaseArgs(
         product=Path(args.target), boards=args.board, variant=args.variant, series=args.series,
         lock=args.lock, deploy_dir=args.deploy_dir, build_out=args.build_out, out=args.out,
-        release_key=args.release_key, pkcs11_module=args.settings.pkcs11_module, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve)))
+        release_key=args.release_key, pkcs11_module=args.settings.pkcs11_module,
+        max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve), delta_from=args.delta_from))
     con = console(stderr=True)
     show = (lambda board, step: None) if args.json else \
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))
     result = run_release(spec, show)
     data = {"bundle": str(result.bundle_dir), "files": result.files, "signed": result.signed,
-            "boards": result.boards}
+            "boards": result.boards, "warnings": result.warnings}
+    for w in result.warnings:
+        con.print(f"warning: {w}")
     if args.json:
         print_json(data)
     else:
@@ -103,6 +123,9 @@ def _release(args) -> int:
             out.print(f"{b['dir']}: gate {b['gate']['verdict']}, "
                       f"{sbom.get('components', 0)} packages ({sbom.get('source', 'no SBOM')}), "
                       f"CVEs {cves or 'not checked'}")
+            if b.get("delta"):
+                from buildctl.commands._release_delta import delta_line
+                out.print(f"  {delta_line(b['delta'])}")
         out.print(f"bundle: {result.bundle_dir} ({result.files} files, provenance "
                   f"{'signed' if result.signed else 'NOT signed'})")
     return 0

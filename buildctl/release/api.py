@@ -34,6 +34,7 @@ class ReleaseArgs:
     pkcs11_module: str | None = None  # for pkcs11: keys without module-path (the setting)
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
+    delta_from: Path | None = None  # an older bundle of the product: also write deltas
 
 
 def _key_ref(product) -> str | None:
@@ -103,6 +104,12 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
         sde = source_date_epoch(root)
     builder = {"image": build_report.get("image"), "digest": build_report.get("image_digest"),
                "packages": build_report.get("image_packages")}
+    warnings = []
+    if args.delta_from is not None and not read_only_rootfs(product, var):
+        warnings.append(
+            "--delta-from: the product's root filesystem is not read-only (image_features: "
+            "read-only-rootfs): a device that writes to it no longer matches the old image's "
+            "checksum, and the rootfs-delta module refuses to install a delta onto it")
     formats = tuple(f for f, on in (("spdx", product.sbom.spdx),
                                     ("cyclonedx", product.sbom.cyclonedx)) if on)
     return ReleaseSpec(product=product.name, version=product.release.version,
@@ -113,7 +120,17 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        cve_policy=CvePolicy(
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
-                       sbom_formats=formats or ("spdx",))
+                       sbom_formats=formats or ("spdx",), delta_from=args.delta_from,
+                       warnings=warnings)
+
+
+def read_only_rootfs(product, variant) -> bool:
+    """Whether the images are built with IMAGE_FEATURES read-only-rootfs (manifest or
+    local_conf), which a delta's source checksum needs to stay true on the device."""
+    features = tuple(product.image_features) + tuple(variant.image_features)
+    conf = " ".join(str(v) for v in
+                    list(product.local_conf.values()) + list(variant.local_conf.values()))
+    return "read-only-rootfs" in features or "read-only-rootfs" in conf
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -1,6 +1,6 @@
 """The release pipeline: named steps, run in order by one loop.
 
-Per board:  collect -> sign -> gate -> sbom -> cve
+Per board:  collect -> sign -> gate -> delta (with --delta-from) -> sbom -> cve
 Per bundle: bundle (release.json + SHA256SUMS) -> provenance (signed DSSE envelope)
 
 Everything is written into a staging directory that is renamed into place at the end, so a
@@ -59,6 +59,8 @@ class ReleaseSpec:
     release_key: str | None = None  # env:/file: reference that signs the provenance
     cve_policy: CvePolicy = field(default_factory=CvePolicy)
     sbom_formats: tuple[str, ...] = ("spdx", "cyclonedx")
+    delta_from: Path | None = None  # an older bundle: write each board's delta against it
+    warnings: list[str] = field(default_factory=list)  # shown with the result, never fatal
 
     @property
     def bundle_dir(self) -> Path:
@@ -75,6 +77,7 @@ class BoardState:
     sbom: ImageSbom | None = None
     cves: CveSummary | None = None
     kinds: dict[str, str] = field(default_factory=dict)  # bundle path -> kind
+    delta: dict | None = None  # the delta artifact's figures (release.delta.DeltaFigures)
     steps: list[str] = field(default_factory=list)
 
 
@@ -84,6 +87,7 @@ class ReleaseResult:
     boards: list[dict]
     files: int
     signed: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- per-board steps ----------------------------------------------------------------------------
@@ -126,6 +130,47 @@ def step_gate(run: ReleaseSpec, st: BoardState) -> None:
          for p in paths], [f for f in findings if f.severity == "error"])
     if st.gate.errors:
         raise ReleaseError(f"{rel.board}: artifact gate: {st.gate.errors[0].message}")
+
+
+def step_delta(run: ReleaseSpec, st: BoardState) -> None:
+    """With --delta-from: the board's delta artifact against the older bundle's, beside the
+    full one, signed like it and gated like it."""
+    if run.delta_from is None:
+        return
+    from buildctl.ota.mender import load_private_key
+    from buildctl.release.delta import KIND, delta_file_name, make_delta, open_bundle
+
+    old = open_bundle(run.delta_from, "--delta-from")
+    full = next(c for c in st.files if c.kind == "mender")
+    name = delta_file_name(full.name, old.version)
+    key_ref = st.spec.release.signing_key
+    key = load_private_key(key_ref, "mender.signing_key") if key_ref else None
+    figures = make_delta(old.boards[st.spec.board].mender, st.dir / full.name, st.dir / name,
+                         board=st.spec.board, dir=st.spec.key, key=key,
+                         mtime=run.source_date_epoch or 0, workdir=st.dir.parent)
+    st.delta = figures.to_dict()
+    st.kinds[f"{st.spec.key}/{name}"] = KIND
+    st.gate.artifacts.append({"path": name, "problems": []})
+
+
+def check_delta_from(run: ReleaseSpec) -> None:
+    """--delta-from names a bundle of this product holding every board released (bad input
+    fails before any work)."""
+    from buildctl.errors import UserError
+    from buildctl.release.delta import open_bundle, xdelta3
+
+    old = open_bundle(run.delta_from, "--delta-from")
+    if old.product != run.product:
+        raise UserError(f"--delta-from {run.delta_from}: a bundle of product {old.product!r}, "
+                        f"not {run.product!r}")
+    for spec in run.boards:
+        if not any(c == "mender" for c in spec.outputs.image_types):
+            raise UserError(f"--delta-from: board {spec.board} makes no .mender artifact "
+                            f"(mender.image_types)")
+        if spec.board not in old.boards:
+            raise UserError(f"--delta-from {run.delta_from}: has no board {spec.board} (it has: "
+                            f"{', '.join(sorted(old.boards)) or 'no boards'})")
+    xdelta3()
 
 
 def sbom_context(run: ReleaseSpec, spec: BoardSpec) -> SbomContext:
@@ -189,7 +234,7 @@ def step_cve(run: ReleaseSpec, st: BoardState) -> None:
 
 BOARD_STEPS: list[tuple[str, Callable[[ReleaseSpec, BoardState], None]]] = [
     ("collect", step_collect), ("sign", step_sign), ("gate", step_gate),
-    ("sbom", step_sbom), ("cve", step_cve),
+    ("delta", step_delta), ("sbom", step_sbom), ("cve", step_cve),
 ]
 
 
@@ -215,6 +260,7 @@ def board_summary(st: BoardState) -> dict:
                                               "counts": st.cves.counts,
                                               "unpatched": st.cves.unpatched},
         "steps": list(st.steps),
+        "delta": st.delta,
     }
 
 
@@ -269,6 +315,8 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
     if run.release_key:  # an unreadable key fails before any work
         from buildctl.ota.mender import load_private_key
         load_private_key(run.release_key, "release key")
+    if run.delta_from is not None:
+        check_delta_from(run)
     final = run.bundle_dir
     staging = B.staging_dir(final)
     try:
@@ -277,6 +325,8 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
             st = BoardState(spec, staging / spec.key)
             st.dir.mkdir(parents=True)
             for name, step in BOARD_STEPS:
+                if name == "delta" and run.delta_from is None:
+                    continue  # an optional step: not shown, not listed as run
                 on_step(spec.key, name)
                 step(run, st)
                 st.steps.append(name)
@@ -290,4 +340,5 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
         import shutil
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ReleaseResult(final, [board_summary(st) for st in states], len(files), signed)
+    return ReleaseResult(final, [board_summary(st) for st in states], len(files), signed,
+                         list(run.warnings))

@@ -3,7 +3,9 @@
   buildctl publish RELEASE_DIR [--product FILE] [--to NAME ...] [--dry-run] [--json]
 
 RELEASE_DIR is a bundle written by `buildctl release` (release/<product>/<version>). It is
-verified first (as `release verify` does); a bundle that fails sends nothing. Targets come from
+verified first (as `release verify` does); a bundle that fails sends nothing, and so does one
+with a board whose image did not pass `buildctl test` (its report in the bundle names the very
+image), unless --untested. Targets come from
 the product manifest's `publish:` (`targets: {NAME: {type: artifactory|webdav|http|s3, ...}}`);
 credentials are env:/file: references, resolved only when a request needs them and never
 printed. Files already on a target with the right checksum are not sent again, so a rerun
@@ -31,6 +33,8 @@ def register(subparsers) -> None:
                    help="only this target (repeatable; default: every target)")
     p.add_argument("--key", metavar="PUB", help="public key the provenance must be signed with")
     p.add_argument("--dry-run", action="store_true", help="show what would be sent, send nothing")
+    p.add_argument("--untested", action="store_true",
+                   help="publish even when a board's image did not pass its device test")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -59,7 +63,8 @@ def run(args) -> int:
     ppath = product_path(args.bundle, args.product)
     product = load_product(ppath)
     targets = choose(targets_of(product), args.to, str(ppath))
-    result = publish(args.bundle, targets, dry_run=args.dry_run, public_key=args.key)
+    result = publish(args.bundle, targets, dry_run=args.dry_run, public_key=args.key,
+                     untested=args.untested)
     if args.json:
         print_json(result.to_dict())
     else:

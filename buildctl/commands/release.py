@@ -5,6 +5,9 @@
       the ones named) from out/<product>/<board>-<variant>/deploy, or from a plain kas deploy
       dir (tmp/deploy/images/<MACHINE>) with --deploy-dir and one --board. The bundle lands in
       <out>/<product>/<version>/ (default ./release), complete or not at all.
+      Every board's disk image must have passed `buildctl test` (its devtest-report.json
+      beside deploy/, for this very image); the report goes into the bundle. A board whose
+      test is missing or failed is named and nothing is written (exit 1) unless --untested.
   buildctl release verify DIR [--key PUB]
       sums, provenance signature and subjects, gate verdicts, SBOM validity; names the first
       inconsistency (exit 1).
@@ -49,6 +52,9 @@ def register(subparsers) -> None:
                    help="fail on unpatched CVEs scoring above SCORE")
     p.add_argument("--allow-cve", action="append", default=[], metavar="CVE",
                    help="accept this unpatched CVE despite --max-cvss (repeatable)")
+    p.add_argument("--untested", action="store_true",
+                   help="release even boards whose image did not pass `buildctl test` "
+                        "(the bundle records them as untested or failed)")
     p.add_argument("--key", metavar="PUB", help="verify: public key (PEM path or env:/file:)")
     p.add_argument("--no-validators", action="store_true",
                    help="verify: skip the SBOM validators (minutes for images of thousands of "
@@ -76,7 +82,8 @@ def _release(args) -> int:
     spec = spec_from_product(ReleaseArgs(
         product=Path(args.target), boards=args.board, variant=args.variant, series=args.series,
         lock=args.lock, deploy_dir=args.deploy_dir, build_out=args.build_out, out=args.out,
-        release_key=args.release_key, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve)))
+        release_key=args.release_key, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve),
+        untested=args.untested))
     con = console(stderr=True)
     show = (lambda board, step: None) if args.json else \
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))
@@ -91,6 +98,7 @@ def _release(args) -> int:
             cves = b["cves"]["counts"] if b["cves"] else {}
             sbom = b["sbom"] or {}
             out.print(f"{b['dir']}: gate {b['gate']['verdict']}, "
+                      f"device test {b['test']['verdict']}, "
                       f"{sbom.get('components', 0)} packages ({sbom.get('source', 'no SBOM')}), "
                       f"CVEs {cves or 'not checked'}")
         out.print(f"bundle: {result.bundle_dir} ({result.files} files, provenance "

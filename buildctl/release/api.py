@@ -32,6 +32,7 @@ class ReleaseArgs:
     release_key: str | None = None  # default: the product's mender.signing_key
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
+    untested: bool = False  # release boards whose image did not pass `buildctl test`
 
 
 def _key_ref(product) -> str | None:
@@ -86,8 +87,11 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                                artifact_name=product.artifact_name(board.name, var.name),
                                signing_key=_key_ref(product),
                                require_signed=product.mender.require_signed)
+        # `buildctl test` leaves its report in the board's output dir (beside deploy/); with
+        # a plain deploy dir from elsewhere, in that dir (`buildctl test --image ... --report`)
+        test_dir = Path(args.deploy_dir) if args.deploy_dir else build_out / key
         specs.append(BoardSpec(board.name, var.name, Path(deploy), outputs, release,
-                               verify_key=_verify_ref(product)))
+                               verify_key=_verify_ref(product), test_dir=test_dir))
     lock = _lock(product, lockfile.find(product, args.lock), reports)
     manifests = [{"path": _rel(product.path, root), "sha256": sha256_file(product.path)}]
     for board in boards:
@@ -108,7 +112,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                        cve_policy=CvePolicy(
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
-                       sbom_formats=formats or ("spdx",))
+                       sbom_formats=formats or ("spdx",), untested=args.untested)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -139,7 +143,11 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
                         lock: Path | None = None, on_step=None) -> dict:
     """`buildctl build`'s last step: release the boards that succeeded, from the build's
     outputs into ``<build out>/release/<product>/<version>``. Returns what the build report
-    shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}."""
+    shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}.
+
+    This release comes before any device test could run: its bundle records the boards as
+    untested, and publish and rollout refuse it until `buildctl test` passed and
+    `buildctl release` made the bundle again (or they are told --untested)."""
     from buildctl.builder.jobs import is_kas_file
     from buildctl.release.pipeline import run_release
 
@@ -152,7 +160,8 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
     try:
         spec = spec_from_product(ReleaseArgs(product=product, boards=boards,
                                              variant=build.get("variant") or None, series=series,
-                                             lock=lock, build_out=out, out=out / "release"))
+                                             lock=lock, build_out=out, out=out / "release",
+                                             untested=True))
         result = run_release(spec, on_step)
     except UserError as exc:
         return {"status": "failed", "message": str(exc)}

@@ -7,7 +7,8 @@
       <out>/<product>/<version>/ (default ./release), complete or not at all.
       Every board's disk image must have passed `buildctl test` (its devtest-report.json
       beside deploy/, for this very image); the report goes into the bundle. A board whose
-      test is missing or failed is named and nothing is written (exit 1) unless --untested.
+      test is missing or failed is named and nothing is written (exit 1) unless --untested
+      (or --untested-board B for that board).
   buildctl release verify DIR [--key PUB]
       sums, provenance signature and subjects, gate verdicts, SBOM validity; names the first
       inconsistency (exit 1).
@@ -23,6 +24,7 @@ import argparse
 from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands.test import add_untested_flags, untested_of
 from buildctl.errors import EXIT_PROBLEMS, UserError
 
 SUBVERBS = ("verify", "diff", "cves")
@@ -52,9 +54,7 @@ def register(subparsers) -> None:
                    help="fail on unpatched CVEs scoring above SCORE")
     p.add_argument("--allow-cve", action="append", default=[], metavar="CVE",
                    help="accept this unpatched CVE despite --max-cvss (repeatable)")
-    p.add_argument("--untested", action="store_true",
-                   help="release even boards whose image did not pass `buildctl test` "
-                        "(the bundle records them as untested or failed)")
+    add_untested_flags(p, "release")
     p.add_argument("--key", metavar="PUB", help="verify: public key (PEM path or env:/file:)")
     p.add_argument("--no-validators", action="store_true",
                    help="verify: skip the SBOM validators (minutes for images of thousands of "
@@ -83,7 +83,7 @@ def _release(args) -> int:
         product=Path(args.target), boards=args.board, variant=args.variant, series=args.series,
         lock=args.lock, deploy_dir=args.deploy_dir, build_out=args.build_out, out=args.out,
         release_key=args.release_key, max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve),
-        untested=args.untested))
+        untested=untested_of(args)))
     con = console(stderr=True)
     show = (lambda board, step: None) if args.json else \
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))

@@ -53,6 +53,21 @@ def _megabytes(text: str) -> int:
     return v
 
 
+def add_untested_flags(p, what: str) -> None:
+    """--untested and --untested-board: the way past the device test gate of release,
+    publish and rollout (buildctl.devtest.report.require_tested)."""
+    p.add_argument("--untested", action="store_true",
+                   help=f"{what} even boards whose image did not pass `buildctl test` "
+                        "(the bundle records them as untested or failed)")
+    p.add_argument("--untested-board", action="append", default=[], metavar="B",
+                   help=f"{what} this board even if its image did not pass `buildctl test`; "
+                        "the others stay gated (repeatable)")
+
+
+def untested_of(args) -> bool | frozenset[str]:
+    return True if args.untested else frozenset(args.untested_board)
+
+
 def register(sub) -> None:
     p = sub.add_parser("test", help="device test stage: boot in QEMU (or a LAVA lab) and run smoke checks",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -11,7 +11,7 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 from buildctl.errors import ProblemsFound, UserError
 from buildctl.fsutil import write_atomic
@@ -139,17 +139,23 @@ class BoardImages:
     board: str  # as the user reads it: <board>-<variant>
     dir: Path  # holds devtest-report.json (when it was tested)
     images: tuple[Path, ...]
+    name: str = ""  # the board's name in the manifest
 
 
-def require_tested(boards: list[BoardImages], *, untested: bool, action: str) -> dict[str, str]:
+def require_tested(boards: list[BoardImages], *, untested: bool | Collection[str],
+                   action: str) -> dict[str, str]:
     """The device test gate of release, publish and rollout: every board's shipped image
     passed `buildctl test`, else ProblemsFound (exit 1) naming each board whose test is
-    missing or failed, in one line. With untested=True (--untested) nothing is refused.
+    missing or failed, in one line. untested=True (--untested) refuses nothing; a collection
+    of board names (--untested-board B) lets only those boards through untested.
     Returns board -> "passed" | "failed" | "untested"."""
+    excused = (lambda b: True) if untested is True else \
+        (lambda b: bool(untested) and (b.name in untested or b.board in untested))
     verdicts = {b.board: tested_verdict(b.dir, b.images) or "untested" for b in boards}
-    bad = [f"{name} ({'device test failed' if v == 'failed' else 'no device test of this image'})"
-           for name, v in verdicts.items() if v != "passed"]
-    if bad and not untested:
+    why = {"failed": "device test failed", "untested": "no device test of this image"}
+    bad = [f"{b.board} ({why[verdicts[b.board]]})"
+           for b in boards if verdicts[b.board] != "passed" and not excused(b)]
+    if bad:
         raise ProblemsFound(f"{action} refused: not tested: {', '.join(bad)}; run `buildctl test` "
                             "on the board's image, or pass --untested to ship it anyway")
     return verdicts
@@ -162,7 +168,8 @@ def bundle_boards(bundle: Path) -> list[BoardImages]:
         boards, files = rel["boards"], rel["files"]
         return [BoardImages(b["dir"], Path(bundle) / b["dir"],
                             tuple(Path(bundle) / f["path"] for f in files
-                                  if f.get("kind") == "image" and f.get("board") == b["dir"]))
+                                  if f.get("kind") == "image" and f.get("board") == b["dir"]),
+                            b.get("board", ""))
                 for b in boards]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{bundle}/release.json: cannot read its boards and files ({exc})") from None

@@ -2,7 +2,7 @@
 
 A bundle that does not pass ``release verify`` sends nothing, nor does one holding a board
 whose image did not pass its device test (``buildctl test``; unless untested=True, the CLI's
---untested). Targets are independent: one
+--untested; a set of board names lets only those through). Targets are independent: one
 that fails is reported with its error and the others still run; the result says which.
 """
 from __future__ import annotations
@@ -58,7 +58,8 @@ def verified_plan(bundle: Path, public_key: str | None = None, *, sboms: bool = 
 
 def publish(bundle: Path, targets: list[Target], *, dry_run: bool = False,
             public_key: str | None = None, policy: RetryPolicy | None = None,
-            verify_sboms: bool = True, untested: bool = False) -> PublishResult:
+            verify_sboms: bool = True,
+            untested: bool | frozenset[str] = False) -> PublishResult:
     """verify_sboms=False skips only the SBOM validators (sums and signature are checked)."""
     from buildctl.devtest.report import bundle_boards, require_tested
 

@@ -32,7 +32,7 @@ class ReleaseArgs:
     release_key: str | None = None  # default: the product's mender.signing_key
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
-    untested: bool = False  # release boards whose image did not pass `buildctl test`
+    untested: bool | frozenset[str] = False  # boards that may ship without passing `buildctl test`
 
 
 def _key_ref(product) -> str | None:

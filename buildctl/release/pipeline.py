@@ -61,7 +61,9 @@ class ReleaseSpec:
     release_key: str | None = None  # env:/file: reference that signs the provenance
     cve_policy: CvePolicy = field(default_factory=CvePolicy)
     sbom_formats: tuple[str, ...] = ("spdx", "cyclonedx")
-    untested: bool = False  # release boards whose image did not pass a device test (--untested)
+    # release boards whose image did not pass a device test: True (--untested) for every
+    # board, or the names of the boards that may (--untested-board)
+    untested: bool | frozenset[str] = False
 
     @property
     def bundle_dir(self) -> Path:
@@ -206,7 +208,8 @@ def step_test(run: ReleaseSpec, states: list[BoardState]) -> None:
     from buildctl.devtest import report
 
     boards = [report.BoardImages(st.spec.key, st.spec.test_dir or st.dir,
-                                 tuple(st.dir / c.name for c in st.files if c.kind == "image"))
+                                 tuple(st.dir / c.name for c in st.files if c.kind == "image"),
+                                 st.spec.board)
               for st in states]
     verdicts = report.require_tested(boards, untested=run.untested, action="release")
     for st in states:

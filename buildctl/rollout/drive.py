@@ -108,7 +108,7 @@ def _stage_counts(api: MenderAPI, st: StageResult) -> tuple[bool, dict[str, str]
 def drive(api: MenderAPI, bundle: Path, stages: list[Stage], th: Thresholds, *,
           public_key: str | None = None, save: Callable[[RolloutResult], None] = lambda r: None,
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-          untested: bool = False) -> RolloutResult:
+          untested: bool | frozenset[str] = False) -> RolloutResult:
     from buildctl.devtest.report import bundle_boards, require_tested
 
     arts = release_artifacts(bundle, public_key)

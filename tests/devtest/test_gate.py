@@ -73,6 +73,9 @@ def test_release_names_each_board_whose_test_is_missing_or_failed(tmp_path, prod
 
 def untested_bundle(tmp_path: Path, prod: Path) -> Path:
     device_tested(board_dir(tmp_path, "qemuarm64"), verdict="failed")
+    r = release(tmp_path, prod, "--untested-board", "qemuarm64")
+    assert r.returncode == 1 and "qemuarm64" not in r.stderr
+    assert "not tested: qemux86-64-release (no device test of this image)" in one_line(r.stderr)
     r = release(tmp_path, prod, "--untested")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -94,6 +97,16 @@ def test_publish_refuses_an_untested_bundle_and_sends_nothing(tmp_path, product)
     assert line.endswith("publish refused: not tested: qemux86-64-release (no device test of this "
                          "image), qemuarm64-release (device test failed); run `buildctl test` on "
                          "the board's image, or pass --untested to ship it anyway")
+    # excusing one board still refuses the other
+    r = run_cli("publish", str(bundle), "--product", str(prod), "--dry-run",
+                "--untested-board", "qemux86-64")
+    assert r.returncode == 1
+    assert one_line(r.stderr).endswith("not tested: qemuarm64-release (device test failed); run "
+                                       "`buildctl test` on the board's image, or pass --untested "
+                                       "to ship it anyway")
+    r = run_cli("publish", str(bundle), "--product", str(prod), "--dry-run",
+                "--untested-board", "qemux86-64", "--untested-board", "qemuarm64")
+    assert r.returncode == 0, r.stderr
     r = run_cli("publish", str(bundle), "--product", str(prod), "--dry-run", "--untested")
     assert r.returncode == 0, r.stderr
     assert "would PUT http://127.0.0.1:9/releases/demo/1.0/qemuarm64-release/devtest-report.json" \

@@ -5,6 +5,8 @@
   buildctl test PRODUCT --board qemux86-64 --kernel VMLINUZ [--initrd FILE] [--append ARGS]
   buildctl test PRODUCT --board B --lava-job FILE        (write the LAVA job, do not run)
   buildctl test PRODUCT --board B --lava URL --image-url URL   (submit to a LAVA lab, follow it)
+  buildctl test PRODUCT --board B --lava URL --image-url BASE/ (the lab fetches the deploy
+      image from BASE/<board>-<variant>/deploy/<image>: where the out dir is served)
 
 Without --image/--kernel the board's deploy outputs are booted (<out>/<board>-<variant>/deploy,
 as `buildctl build` left them). QEMU uses KVM when /dev/kvm can be opened (--accel kvm|tcg to
@@ -12,7 +14,8 @@ choose). The serial console is read by buildctl: it waits for a login prompt, lo
 the checks (the kernel booted, the Mender client reports the expected artifact name, no
 systemd unit failed). Each step is recorded with its serial log excerpt: --json prints the
 report, --junit FILE writes JUnit XML, --report FILE the JSON report (default beside the
-deploy directory when the deploy outputs were booted). Exit 0 when every step passed, 1 when
+deploy directory when the deploy outputs were booted or sent to the lab: `buildctl release`
+reads it there, for this very image). Exit 0 when every step passed, 1 when
 one failed (a boot that does not reach the prompt within --boot-timeout fails; the VM is
 stopped), 2 on bad input.
 """
@@ -108,11 +111,15 @@ def _one_board(args, product):
     return boards[0]
 
 
+def _deploy_dir(args, board, variant: str) -> Path:
+    out = (args.out or Path.cwd() / "out" / args.product.stem)
+    return out / f"{board.name}-{variant}" / "deploy"
+
+
 def _deploy_image(args, product, board, variant: str) -> tuple[Path, Path]:
     """The disk image in the board's deploy outputs, and the board's output directory."""
-    out = (args.out or Path.cwd() / "out" / args.product.stem)
-    bdir = out / f"{board.name}-{variant}"
-    deploy = bdir / "deploy"
+    deploy = _deploy_dir(args, board, variant)
+    bdir = deploy.parent
     if not deploy.is_dir():
         raise UserError(f"{deploy}: no deploy outputs (run `buildctl build {args.product} "
                         f"--board {board.name}` first, or give --image)")
@@ -135,7 +142,21 @@ def run(args) -> int:
     if args.lava_job or args.lava:
         from buildctl.devtest import lava
 
-        return lava.run_command(args, product, board, variant, checks)
+        image, report_path = None, args.report
+        if args.image:
+            if not args.image.is_file():
+                raise UserError(f"{args.image}: no such file")
+            image = args.image
+        elif not args.kernel and _deploy_dir(args, board, variant).is_dir():
+            # the deploy outputs are what the lab boots: their report goes beside them, naming
+            # the image by its sha256 (the release gate's input), and a --image-url ending in
+            # "/" is the base the out dir is served from
+            image, bdir = _deploy_image(args, product, board, variant)
+            report_path = report_path or bdir / report.REPORT_NAME
+            if args.image_url and args.image_url.endswith("/"):
+                args.image_url += image.relative_to(bdir.parent).as_posix()
+        return lava.run_command(args, product, board, variant, checks, image=image,
+                                report_path=report_path)
     from buildctl.devtest import qemu
 
     machine = qemu.machine_for(board.name)

@@ -53,6 +53,7 @@ class QemuMachine:
     disk_if: str  # -drive interface for the disk image
     firmware: tuple[str, ...]  # UEFI firmware files to try for disk images (Debian paths)
     debian_package: str  # where `binary` comes from
+    firmware_package: str  # where `firmware` comes from (Debian)
 
 
 MACHINES: dict[str, QemuMachine] = {
@@ -60,12 +61,12 @@ MACHINES: dict[str, QemuMachine] = {
         QemuMachine(board="qemux86-64", binary="qemu-system-x86_64", arch="x86_64",
                     machine="q35", cpu_tcg="qemu64", console="ttyS0", disk_if="ide",
                     firmware=("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"),
-                    debian_package="qemu-system-x86"),
+                    debian_package="qemu-system-x86", firmware_package="ovmf"),
         QemuMachine(board="qemuarm64", binary="qemu-system-aarch64", arch="aarch64",
                     machine="virt", cpu_tcg="cortex-a57", console="ttyAMA0", disk_if="virtio",
                     firmware=("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
                               "/usr/share/AAVMF/AAVMF_CODE.fd"),
-                    debian_package="qemu-system-arm"),
+                    debian_package="qemu-system-arm", firmware_package="qemu-efi-aarch64"),
     )
 }
 

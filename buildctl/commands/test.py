@@ -22,6 +22,8 @@ stopped), 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +89,12 @@ def register(sub) -> None:
     p.add_argument("--boot-timeout", type=_seconds, default=300.0, metavar="S",
                    help="seconds until the login prompt (default 300)")
     p.add_argument("--memory", type=_megabytes, default=512, metavar="MB", help="guest memory (default 512)")
+    p.add_argument("--disk-interface", choices=("ide", "virtio", "scsi"), metavar="IF",
+                   help="QEMU interface of the disks (ide, virtio, scsi; default: the board's)")
+    p.add_argument("--ota-artifact", type=path_arg, metavar="FILE",
+                   help="the .mender the OTA round trip installs (default: the board's, from "
+                        "the deploy outputs)")
+    p.add_argument("--no-ota", action="store_true", help="leave out the OTA round trip")
     p.add_argument("--junit", type=path_arg, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--report", type=path_arg, metavar="FILE", help="write the JSON report here")
     p.add_argument("--lava-job", type=path_arg, metavar="FILE",
@@ -132,6 +140,24 @@ def _deploy_image(args, product, board, variant: str) -> tuple[Path, Path]:
         if found:
             return found[0], bdir
     raise UserError(f"{deploy}: no disk image ({', '.join('*.' + t for t in types)})")
+
+
+def _ota_artifact(args, product, board, variant: str) -> Path | None:
+    """--ota-artifact, else the board's .mender in its deploy outputs (the build's link name
+    first), else None."""
+    if args.ota_artifact:
+        if not args.ota_artifact.is_file():
+            raise UserError(f"{args.ota_artifact}: no such file")
+        return args.ota_artifact
+    deploy = _deploy_dir(args, board, variant)
+    if args.kernel or args.image or not deploy.is_dir():
+        return None
+    for name in (f"{product.target}-{board.machine}.mender",
+                 f"{product.target}-{board.machine}.rootfs.mender"):
+        if (deploy / name).is_file():
+            return deploy / name
+    found = sorted(deploy.glob("*.mender"))
+    return found[0] if found else None
 
 
 def run(args) -> int:
@@ -183,10 +209,29 @@ def run(args) -> int:
     t0 = time.monotonic()
     # what was tested, so that a release can tell this image from a rebuilt one
     tested = {"image_sha256": report.sha256_file(target.image)} if target.image else {}
-    steps, facts = qemu.run_session(machine, target, checks, boot_timeout=args.boot_timeout,
-                                    memory_mb=args.memory, kvm=kvm)
+    artifact = _ota_artifact(args, product, board, variant)
+    with tempfile.TemporaryDirectory(prefix="buildctl-ota-") as work:
+        ota_plan, why_not = None, None
+        if args.no_ota:
+            why_not = "--no-ota"
+        elif "ota-update" not in checks_mod.types():
+            why_not = None
+        elif artifact is None:
+            why_not = "no .mender to install (the deploy outputs have none; give --ota-artifact)"
+        else:
+            from buildctl.devtest import ota
+
+            ota_plan = ota.prepare(artifact, Path(work))
+            tested["ota_artifact_sha256"] = report.sha256_file(artifact)
+            target = dataclasses.replace(target, extra=(artifact.resolve(), ota_plan.bad))
+        target = dataclasses.replace(target, disk_if=args.disk_interface)
+        steps, facts = qemu.run_session(machine, target, checks, boot_timeout=args.boot_timeout,
+                                        memory_mb=args.memory, kvm=kvm, ota=ota_plan)
+    if why_not and "ota-update" in checks_mod.types():
+        steps.append(report.Step(name="ota-update", status="skipped", message=why_not))
     run_ = report.Run(product=product.name, board=board.name, runner="qemu",
-                      target={k: str(v) for k, v in vars(target).items() if v},
+                      target={k: [str(x) for x in v] if isinstance(v, tuple) else str(v)
+                              for k, v in vars(target).items() if v},
                       steps=steps, facts={"variant": variant, **tested, **facts},
                       seconds=time.monotonic() - t0)
     report.write(run_, json_path=report_path, junit_path=args.junit)

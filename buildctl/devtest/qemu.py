@@ -81,12 +81,16 @@ def machine_for(board: str) -> QemuMachine:
 
 @dataclass(frozen=True)
 class BootTarget:
-    """What to boot: a disk image (through UEFI firmware), or a kernel with an initramfs."""
+    """What to boot: a disk image (through UEFI firmware), or a kernel with an initramfs.
+    `extra` disks (read-only, e.g. an update artifact the device installs) follow the image on
+    the same interface; `disk_if` replaces the board's when the image's kernel wants another."""
 
     image: Path | None = None
     kernel: Path | None = None
     initrd: Path | None = None
     append: str = ""
+    extra: tuple[Path, ...] = ()
+    disk_if: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,10 @@ def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
             cmd += ["-bios", str(find_firmware(m))]
         # QEMU's option syntax: a comma inside a value is written twice
         image = str(target.image).replace(",", ",,")
-        cmd += ["-drive", f"file={image},format=raw,if={m.disk_if},snapshot=on"]
+        cmd += ["-drive", f"file={image},format=raw,if={target.disk_if or m.disk_if},snapshot=on"]
+    for disk in target.extra:
+        disk = str(disk).replace(",", ",,")
+        cmd += ["-drive", f"file={disk},format=raw,if={target.disk_if or m.disk_if},readonly=on"]
     return cmd
 
 
@@ -462,10 +469,19 @@ def boot_and_check(vm: Vm, checks: list[Check | Reboot], *, boot_timeout: float,
 
 def run_session(machine: QemuMachine, target: BootTarget, checks: list[Check | Reboot], *,
                 boot_timeout: float = 300.0, login: Login | None = None,
-                memory_mb: int = 512, kvm: bool | None = None) -> tuple[list[Step], dict]:
-    """Start the VM, boot, check, stop it (always). Returns the steps and facts about the run."""
-    reboot = any(isinstance(c, Reboot) for c in checks)
+                memory_mb: int = 512, kvm: bool | None = None, ota=None) -> tuple[list[Step], dict]:
+    """Start the VM, boot, check, then the OTA round trip when `ota` (a devtest.ota.OtaUpdate,
+    whose artifacts must be target.extra[0:2]) is given; stop the VM (always). Returns the
+    steps and facts about the run."""
+    from buildctl.devtest import ota as ota_mod
+
+    reboot = ota is not None or any(isinstance(c, Reboot) for c in checks)
+    login = login or Login()
     with Vm(machine, target, memory_mb=memory_mb, kvm=kvm, reboot=reboot) as vm:
         steps = boot_and_check(vm, checks, boot_timeout=boot_timeout, login=login)
+        if ota is not None:
+            logged_in = any(s.name == "login" and s.status == "passed" for s in steps)
+            steps += (ota_mod.round_trip(vm, login, ota, target.disk_if or machine.disk_if)
+                      if logged_in else ota_mod.skipped("login failed"))
         facts = {"accelerator": "kvm" if vm.kvm else "tcg", "command": vm.command}
     return steps, facts

@@ -186,6 +186,9 @@ def _libraries(binary: Path) -> list[Path]:
     out = subprocess.run(["ldd", str(binary)], check=True, capture_output=True, text=True).stdout
     libs = []
     for line in out.splitlines():
+        if "not found" in line:
+            raise RuntimeError(f"{binary} needs {line.split()[0]}, which this host lacks "
+                               "(.ci/run installs mender-client's dependencies)")
         parts = line.split()
         path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
         if path.startswith("/"):

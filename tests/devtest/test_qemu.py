@@ -112,12 +112,14 @@ def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):
     assert data == json.loads(rep.read_text())
     status = {s["name"]: s["status"] for s in data["steps"]}
     assert status == {"boot": "passed", "login": "passed", "kernel": "passed",
-                      "mender-artifact": "failed", "services": "failed"}
+                      "mender-artifact": "failed", "services": "failed", "ota-update": "skipped"}
+    ota = next(s for s in data["steps"] if s["name"] == "ota-update")
+    assert ota["message"].startswith("no .mender to install")  # a kernel boot has no artifact
     assert data["verdict"] == "failed" and data["board"] == "qemux86-64"
     mender = next(s for s in data["steps"] if s["name"] == "mender-artifact")
     assert "mender: not found" in mender["serial"]
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "2", "1")
     case = suite.find("testcase[@name='mender-artifact']")
     assert case.find("failure") is not None
     assert "mender: not found" in case.find("system-out").text

@@ -71,7 +71,13 @@ def test_release_names_each_board_whose_test_is_missing_or_failed(tmp_path, prod
     assert "qemuarm64-release: gate pass, device test passed" in text
 
 
-def untested_bundle(tmp_path: Path, prod: Path) -> Path:
+@pytest.fixture(scope="module")
+def untested_bundle(tmp_path_factory) -> Path:
+    """A bundle released --untested: qemux86-64 never tested, qemuarm64's test failed."""
+    tmp_path = tmp_path_factory.mktemp("untested")
+    prod = release_product(tmp_path, BOARDS)
+    for b in BOARDS:
+        deploy_for(tmp_path, b)
     device_tested(board_dir(tmp_path, "qemuarm64"), verdict="failed")
     r = release(tmp_path, prod, "--untested-board", "qemuarm64")
     assert r.returncode == 1 and "qemuarm64" not in r.stderr
@@ -84,10 +90,12 @@ def untested_bundle(tmp_path: Path, prod: Path) -> Path:
     return Path(data["bundle"])
 
 
-def test_publish_refuses_an_untested_bundle_and_sends_nothing(tmp_path, product):
+def test_publish_refuses_an_untested_bundle_and_sends_nothing(tmp_path, untested_bundle):
+    import shutil
+
     from tests.publish.conftest import product_with_targets
 
-    bundle = untested_bundle(tmp_path, product)
+    bundle = untested_bundle
     # nothing listens there: a refused publish never gets as far as connecting
     prod = product_with_targets(tmp_path, {"dav": {"type": "webdav",
                                                    "url": "http://127.0.0.1:9/releases"}})
@@ -114,6 +122,7 @@ def test_publish_refuses_an_untested_bundle_and_sends_nothing(tmp_path, product)
 
     # the verdict is part of what the bundle's checksums cover: a report edited to "passed"
     # makes the bundle fail verification before the gate is even asked
+    bundle = Path(shutil.copytree(bundle, tmp_path / "copy"))
     rep = bundle / "qemuarm64-release" / "devtest-report.json"
     rep.write_text(rep.read_text().replace('"verdict": "failed"', '"verdict": "passed"'))
     r = run_cli("publish", str(bundle), "--product", str(prod), "--dry-run")
@@ -121,8 +130,8 @@ def test_publish_refuses_an_untested_bundle_and_sends_nothing(tmp_path, product)
     assert "qemuarm64-release/devtest-report.json" in r.stderr
 
 
-def test_rollout_refuses_an_untested_bundle_before_talking_to_the_server(tmp_path, product):
-    bundle = untested_bundle(tmp_path, product)
+def test_rollout_refuses_an_untested_bundle_before_talking_to_the_server(tmp_path, untested_bundle):
+    bundle = untested_bundle
     args = ["rollout", str(bundle), "--server", "http://127.0.0.1:9", "--token", "env:T",
             "--stages", "canary:group=canary", "--state", str(tmp_path / "state.json")]
     r = run_cli(*args, env={"T": "not-a-real-token"})

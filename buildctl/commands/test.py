@@ -12,10 +12,15 @@ Without --image/--kernel the board's deploy outputs are booted (<out>/<board>-<v
 as `buildctl build` left them). QEMU uses KVM when /dev/kvm can be opened (--accel kvm|tcg to
 choose). The serial console is read by buildctl: it waits for a login prompt, logs in and runs
 the checks (the kernel booted, the Mender client reports the expected artifact name, no
-systemd unit failed). Each step is recorded with its serial log excerpt: --json prints the
-report, --junit FILE writes JUnit XML, --report FILE the JSON report (default beside the
-deploy directory when the deploy outputs were booted or sent to the lab: `buildctl release`
-reads it there, for this very image). Exit 0 when every step passed, 1 when
+systemd unit failed), then the OTA round trip (buildctl/devtest/ota.py): the board's .mender
+from the deploy outputs (or --ota-artifact) is attached as a read-only disk, installed by the
+device's Mender client, the VM reboots into the other rootfs, the update is committed; then
+a failing update buildctl writes (a rootfs that does not mount) must be rolled back by the
+boot loader. --no-ota leaves it out; --disk-interface when the image's kernel reads its disk
+over another interface than the board's. Each step is recorded with its serial log excerpt:
+--json prints the report, --junit FILE writes JUnit XML, --report FILE the JSON report
+(default beside the deploy directory when the deploy outputs were booted or sent to the lab:
+`buildctl release` reads it there, for this very image). Exit 0 when every step passed, 1 when
 one failed (a boot that does not reach the prompt within --boot-timeout fails; the VM is
 stopped), 2 on bad input.
 """

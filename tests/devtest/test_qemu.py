@@ -164,6 +164,11 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2 and "nope: no such file" in r.stderr
     junk = tmp_path / "vmlinuz"
     junk.write_text("not a kernel\n")
+    for artifact, message in ((tmp_path / "nope.mender", "nope.mender: no such file"),
+                              (junk, "vmlinuz: artifact: truncated")):
+        r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(junk),
+                    "--ota-artifact", str(artifact), cwd=ROOT)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(junk),
                 "--accel", "tcg", cwd=ROOT)
     assert r.returncode == 1 and r.stderr == ""  # QEMU started: its refusal is the boot's result

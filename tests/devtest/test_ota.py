@@ -6,7 +6,6 @@ fw_setenv as shell scripts over GRUB's environment block)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -6,8 +6,9 @@ own Mender client (`mender-update install`, or `mender install` before client 4)
 reboots into the other rootfs partition, the update is committed and the client reports the
 artifact name. Then a deliberately failing update is installed: buildctl writes it itself, a
 rootfs-image artifact whose payload is zeros (a rootfs that does not mount, so the kernel
-cannot start; it must reboot on panic, as the boot loader's boot counter then sends the device
-back to the committed partition). Each stage is a report step with its serial excerpt:
+cannot start. A kernel that panics and does not reboot itself within WATCHDOG_S is reset, as
+a board's hardware watchdog would reset it, and the boot loader's boot counter then sends the
+device back to the committed partition). Each stage is a report step with its serial excerpt:
 
   ota-install      the client installs the board's artifact into the inactive partition
   ota-reboot       the device reboots
@@ -31,6 +32,9 @@ DISK_PREFIX = {"virtio": "/dev/vd", "ide": "/dev/sd", "scsi": "/dev/sd"}
 CLIENT = "$(command -v mender-update || echo mender)"  # client 4 splits out mender-update
 ROOT_DEVICE = "sed -n 's/.*root=\\([^ ]*\\).*/\\1/p' /proc/cmdline"
 BAD_PAYLOAD_MIB = 4
+# a board resets itself through its watchdog when the new rootfs does not come up; the
+# runner does the same for a kernel that panics and does not reboot on its own
+WATCHDOG_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def round_trip(vm, login, ota: OtaUpdate, disk_if: str) -> list[Step]:
 
     def reboot(name: str) -> bool:
         steps.append(qemu._reboot(vm, qemu.Reboot(name=name, command="sync; reboot -f",
-                                                  timeout=ota.reboot_timeout), login))
+                                                  timeout=ota.reboot_timeout,
+                                                  watchdog=WATCHDOG_S), login))
         return steps[-1].status == "passed"
 
     def state(output: str) -> dict[str, str]:

@@ -113,6 +113,12 @@ class Reboot:
     name: str = "reboot"
     command: str = "reboot"
     timeout: float = 300.0
+    # seconds a panicked kernel may take to reboot itself before the VM is reset, as a
+    # board's hardware watchdog resets it (None: wait for the timeout)
+    watchdog: float | None = None
+
+
+PANIC = r"Kernel panic - not syncing"
 
 
 @dataclass
@@ -140,11 +146,14 @@ def find_firmware(m: QemuMachine) -> Path:
 
 
 def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
-                 memory_mb: int = 512, kvm: bool = False, reboot: bool = False) -> list[str]:
+                 memory_mb: int = 512, kvm: bool = False, reboot: bool = False,
+                 monitor_socket: Path | None = None) -> list[str]:
     cmd = [m.binary, "-M", m.machine, "-m", str(memory_mb), "-smp", "1",
            "-nodefaults", "-no-user-config", "-display", "none", *([] if reboot else ["-no-reboot"]),
            "-chardev", f"socket,id=ser0,path={serial_socket},server=on,wait=on",
            "-serial", "chardev:ser0"]
+    if monitor_socket is not None:  # the human monitor, for system_reset
+        cmd += ["-monitor", f"unix:{monitor_socket},server=on,wait=off"]
     cmd += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", m.cpu_tcg]
     if target.kernel:
         cmd += ["-kernel", str(target.kernel)]
@@ -282,6 +291,7 @@ class Vm:
         self.proc: subprocess.Popen | None = None
         self.console: SerialConsole | None = None
         self._dir: str | None = None
+        self._monitor: Path | None = None
 
     def __enter__(self) -> "Vm":
         try:
@@ -300,8 +310,10 @@ class Vm:
                             f"{self.machine.debian_package})")
         self._dir = tempfile.mkdtemp(prefix="buildctl-qemu-")
         sock_path = Path(self._dir) / "serial.sock"
+        self._monitor = Path(self._dir) / "monitor.sock" if self.reboot else None
         self.command = command_line(self.machine, self.target, sock_path,
-                                    memory_mb=self.memory_mb, kvm=self.kvm, reboot=self.reboot)
+                                    memory_mb=self.memory_mb, kvm=self.kvm, reboot=self.reboot,
+                                    monitor_socket=self._monitor)
         self._stderr = open(Path(self._dir) / "qemu.stderr", "w+")
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=subprocess.STDOUT,
@@ -322,6 +334,16 @@ class Vm:
                                     f"in {connect_timeout:g} s")
                 time.sleep(0.05)
         self.console = SerialConsole(s)
+
+    def reset(self) -> None:
+        """Reset the guest (QEMU's system_reset on its monitor), as a watchdog resets a board."""
+        if self._monitor is None:
+            raise RuntimeError("this VM was started without reboots")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self._monitor))
+            s.sendall(b"system_reset\n")
+            time.sleep(0.2)  # let the monitor read the command before the socket closes
 
     def qemu_output(self) -> str:
         try:
@@ -381,13 +403,40 @@ def _step(name: str, status: str, t0: float, message: str = "", **kw) -> Step:
                 message=message, **kw)
 
 
+def _back_at_login(vm: Vm, r: Reboot, login: Login, since: int, deadline: float) -> int:
+    """Wait for the login prompt; a kernel panic that does not end in a reboot within
+    r.watchdog seconds gets the VM reset (QEMU's system_reset). Returns the resets made."""
+    con = vm.console
+    if r.watchdog is None:
+        con.expect(login.prompt, deadline - time.monotonic(), since=since)
+        return 0
+    either = re.compile(f"(?P<login>{login.prompt})|(?P<panic>{PANIC})", re.M)
+    resets = 0
+    while True:
+        m = con.expect(either, deadline - time.monotonic(), since=since)
+        if m.group("login"):
+            return resets
+        since = m.end()
+        try:  # a kernel that reboots on panic is back at the firmware soon
+            con.expect(login.prompt, min(r.watchdog, max(0.0, deadline - time.monotonic())),
+                       since=since)
+            return resets
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+        vm.reset()
+        resets += 1
+        since = con.mark()
+
+
 def _reboot(vm: Vm, r: Reboot, login: Login) -> Step:
     con = vm.console
     t = time.monotonic()
     mark = con.mark()
     con.send(r.command + "\n")
+    resets = 0
     try:
-        con.expect(login.prompt, r.timeout, since=mark)
+        resets = _back_at_login(vm, r, login, mark, t + r.timeout)
         back = time.monotonic() - t
         con.send(login.user + "\n")
         vm.run("true", timeout=max(10.0, r.timeout - back))
@@ -397,7 +446,9 @@ def _reboot(vm: Vm, r: Reboot, login: Login) -> Step:
     except ConsoleClosed:
         return _step(r.name, "failed", t, "the VM stopped instead of rebooting",
                      command=r.command, serial=con.excerpt(mark))
-    return _step(r.name, "passed", t, f"back at the login prompt after {back:.1f} s",
+    reset = (f"; the kernel panicked and did not reboot within {r.watchdog:g} s: the VM was "
+             "reset, as a board's watchdog resets it" if resets else "")
+    return _step(r.name, "passed", t, f"back at the login prompt after {back:.1f} s{reset}",
                  command=r.command, serial=con.excerpt(mark))
 
 

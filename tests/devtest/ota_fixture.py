@@ -16,8 +16,10 @@ the boot environment with, here writing the GRUB environment block in place.
 
 GRUB does what meta-mender's grub integration does: with upgrade_available=1 it counts the
 boot (bootcount=1); when the count was already 1 (the new rootfs never committed) it switches
-mender_boot_part back and clears upgrade_available. A rootfs without /sbin/init (a broken
-update) makes the initramfs fail, the kernel panics and reboots (panic=-1), and GRUB rolls back.
+mender_boot_part back and clears upgrade_available. A rootfs that does not mount (a broken
+update) makes the initramfs fail and the kernel panic; like meta-mender's GRUB command line,
+this one has no panic=N, so the kernel hangs until buildctl resets the VM (a board's
+watchdog), and GRUB rolls back.
 
 The kernel is Debian's cloud kernel: it has no AHCI driver, so the disk is on virtio.
 """
@@ -54,7 +56,7 @@ if [ "$upgrade_available" = "1" ]; then
 fi
 set timeout=0
 echo "grub: booting partition $mender_boot_part"
-linux /vmlinuz root=/dev/vda$mender_boot_part console=ttyS0 panic=-1 quiet
+linux /vmlinuz root=/dev/vda$mender_boot_part console=ttyS0 quiet
 initrd /initrd.gz
 boot
 """
@@ -236,12 +238,10 @@ def ext4(dest: Path, tree: Path | None, size_mib: int, label: str) -> Path:
     return dest
 
 
-def rootfs_image(dest: Path, artifact_name: str, *, broken: bool = False) -> Path:
-    """An ext4 rootfs image (what a Yocto build's .ext4 is). broken: without /sbin/init."""
+def rootfs_image(dest: Path, artifact_name: str) -> Path:
+    """An ext4 rootfs image (what a Yocto build's .ext4 is)."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = rootfs_tree(Path(tmp) / "root", artifact_name, mender_client_dir())
-        if broken:
-            (tree / "sbin" / "init").unlink()
         return ext4(dest, tree, SIZES_MIB["rootfs"], "rootfs")
 
 

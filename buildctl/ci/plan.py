@@ -1,13 +1,19 @@
-"""A product's CI pipeline as data: build jobs (board x variant), release, publish, rollout.
+"""A product's CI pipeline as data: build jobs (board x variant), device tests, release,
+publish, rollout.
 
 Build jobs are ordered the way a local build orders boards (``builder.plan.order_boards``): the
 first job of every CPU tune starts at once, the others wait for it so they start from its sstate.
 The later stages run for the product's default variant only (the one that ships).
+
+Device tests (`buildctl test`) sit between a board's build and the release: emulated boards
+boot in QEMU on the runner; real boards run in a LAVA lab when the pipeline is given one (the
+lab fetches the image from where the out dir is served). A board neither can test is released,
+published and rolled out with --untested-board, named in the pipeline for reviewers to see.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from buildctl.builder.plan import order_boards
@@ -42,6 +48,19 @@ class BuildJob:
 
 
 @dataclass(frozen=True)
+class TestJob:
+    id: str  # CI job id: test-<board>-<variant>
+    board: str
+    variant: str
+    build: str  # the build job whose outputs it boots
+    runner: str  # "qemu" (on the CI runner) | "lava" (in a lab)
+    out_dir: str  # out/<product>/<board>-<variant>: the report lands here
+    report: str  # <out_dir>/devtest-report.json, what the release gate reads
+    junit: str  # <out_dir>/devtest-junit.xml
+    packages: tuple[str, ...] = ()  # Debian packages the runner needs (QEMU and firmware)
+
+
+@dataclass(frozen=True)
 class Pipeline:
     product: str
     manifest: str  # the product manifest, relative to the repository root
@@ -58,6 +77,10 @@ class Pipeline:
     dl_dir: str = "~/.cache/buildctl/downloads"  # the product's DL_DIR, as the manifest says
     sstate_dir: str = "~/.cache/buildctl/sstate"  # the product's SSTATE_DIR, as written
     push_mirror: str | None = None  # http(s) sstate mirror the main branch pushes to
+    tests: list[TestJob] = field(default_factory=list)
+    untested: list[str] = field(default_factory=list)  # released boards no test job covers
+    test_secrets: list[Secret] = field(default_factory=list)
+    lava: dict | None = None  # {url, images, token_ref}
 
 
 def secret_for(ref: SecretRef, product: Product, repo_root: Path) -> Secret:
@@ -110,8 +133,35 @@ def _secrets(refs: list[SecretRef], product: Product, root: Path) -> list[Secret
     return [out[k] for k in sorted(out)]
 
 
+DEFAULT_LAVA_TOKEN = "env:LAVA_TOKEN"
+
+
+def test_jobs(product: Product, variant: str, builds: list[BuildJob], *,
+              lava: bool) -> tuple[list[TestJob], list[str]]:
+    """The device test jobs of the released variant, and the boards none applies to."""
+    from buildctl.devtest.qemu import MACHINES
+
+    by_board = {b.board: b for b in builds if b.variant == variant}
+    jobs, untested = [], []
+    for name in product.boards:
+        build = by_board.get(name)
+        if build is None:
+            continue
+        m = MACHINES.get(name)
+        if m is None and not lava:
+            untested.append(name)
+            continue
+        jobs.append(TestJob(id=f"test-{name}-{variant}", board=name, variant=variant,
+                            build=build.id, runner="qemu" if m else "lava", out_dir=build.out_dir,
+                            report=f"{build.out_dir}/devtest-report.json",
+                            junit=f"{build.out_dir}/devtest-junit.xml",
+                            packages=(m.debian_package, m.firmware_package) if m else ()))
+    return jobs, untested
+
+
 def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = None,
-                  rollout_token: str | None = None) -> Pipeline:
+                  rollout_token: str | None = None, lava_url: str | None = None,
+                  lava_images: str | None = None, lava_token: str | None = None) -> Pipeline:
     root = Path(product.root or product.path.parent)
     try:
         manifest = product.path.resolve().relative_to(root.resolve()).as_posix()
@@ -149,9 +199,30 @@ def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = 
         rollout_refs = [ref]
         rollout = {"server": m.server_url, "token_ref": str(ref), "canary": CANARY_GROUP,
                    "field": FIELD_GROUP}
+    if bool(lava_url) != bool(lava_images):
+        raise UserError("--lava and --lava-images go together: the lab's URL, and the base URL "
+                        "the lab fetches the out dir's images from")
+    lava = None
+    test_refs: list[SecretRef] = []
+    if lava_url:
+        for flag, url in (("--lava", lava_url), ("--lava-images", lava_images)):
+            if not url.startswith(("http://", "https://")):
+                raise UserError(f"{flag}: {url!r} is not an http(s) URL")
+        try:
+            ref = SecretRef.parse(lava_token or DEFAULT_LAVA_TOKEN)
+        except ValueError as exc:
+            raise UserError(f"--lava-token: {exc}") from None
+        test_refs = [ref]
+        lava = {"url": lava_url, "images": lava_images.rstrip("/") + "/", "token_ref": str(ref)}
+    test_secrets = _secrets(test_refs, product, root)
+    if lava and test_secrets and test_secrets[0].kind == "file":
+        # the job runs at the repository root, where the file secret is written
+        lava["token_ref"] = f"file:{test_secrets[0].path}"
+    variant = product.default_variant if product.default_variant in names else names[0]
+    tests, untested = test_jobs(product, variant, builds, lava=lava is not None)
     return Pipeline(
         product=product.name, manifest=manifest, version=product.release.version, image=image,
-        variant=product.default_variant if product.default_variant in names else names[0],
+        variant=variant,
         builds=builds,
         build_secrets=_secrets(build_refs, product, root),
         release_secrets=_secrets(release_refs, product, root),
@@ -161,7 +232,9 @@ def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = 
         rollout=rollout,
         dl_dir=product.cache.dl_dir,
         sstate_dir=product.cache.sstate_dir,
-        push_mirror=push_mirror(product.cache.sstate_mirrors))
+        push_mirror=push_mirror(product.cache.sstate_mirrors),
+        tests=tests, untested=untested, test_secrets=test_secrets,
+        lava=lava)
 
 
 def push_mirror(mirrors) -> str | None:

@@ -45,17 +45,19 @@ def commands(p: Pipeline) -> dict:
     """The shell commands every provider runs, written once."""
     bc = ".venv/bin/buildctl"
     rel = p.release_dir
+    # boards no device test covers pass the gate by name; every other board must have passed
+    untested = "".join(f" --untested-board {_sh(b)}" for b in p.untested)
     out = {
         "setup": "python3 -m venv .venv && .venv/bin/pip install --quiet .",
         "image": f"{bc} container build",
-        "release": f"{bc} release {_sh(p.manifest)} --variant {_sh(p.variant)}",
-        "publish": f"{bc} publish {_sh(rel)} --product {_sh(p.manifest)}",
+        "release": f"{bc} release {_sh(p.manifest)} --variant {_sh(p.variant)}{untested}",
+        "publish": f"{bc} publish {_sh(rel)} --product {_sh(p.manifest)}{untested}",
     }
     if p.push_mirror:
         out["push"] = f"{bc} cache push {shell_path(p.sstate_dir)} {_sh(p.push_mirror)}"
     if p.rollout:
         base = (f"{bc} rollout {_sh(rel)} --server {_sh(p.rollout['server'])} "
-                f"--token {_sh(p.rollout['token_ref'])}")
+                f"--token {_sh(p.rollout['token_ref'])}{untested}")
         out["canary"] = f"{base} --stages {_sh(p.rollout['canary'] + ':group=' + p.rollout['canary'])}"
         out["field"] = f"{base} --stages {_sh(p.rollout['field'] + ':group=' + p.rollout['field'])}"
     return out
@@ -64,6 +66,16 @@ def commands(p: Pipeline) -> dict:
 def build_command(p: Pipeline, job) -> str:
     return (f".venv/bin/buildctl build {_sh(p.manifest)} --board {_sh(job.board)} "
             f"--variant {_sh(job.variant)} --image {_sh(p.image)} --out {_sh('out/' + p.product)}")
+
+
+def test_command(p: Pipeline, job) -> str:
+    """`buildctl test` of a board's deploy outputs: in QEMU on the runner, or in the lab."""
+    cmd = (f".venv/bin/buildctl test {_sh(p.manifest)} --board {_sh(job.board)} "
+           f"--variant {_sh(job.variant)} --out {_sh('out/' + p.product)} --junit {_sh(job.junit)}")
+    if job.runner == "lava":
+        cmd += (f" --lava {_sh(p.lava['url'])} --image-url {_sh(p.lava['images'])}"
+                f" --lava-token {_sh(p.lava['token_ref'])}")
+    return cmd
 
 
 def file_secret_command(secret, source: str) -> str:
@@ -93,6 +105,8 @@ def render(p: Pipeline, provider: str, *, generated_by: str) -> str:
     released = [b for b in p.builds if b.variant == p.variant]
     tpl = _env().get_template(f"{provider}.j2")
     return tpl.render(p=p, cmd=commands(p), build_command=lambda j: build_command(p, j),
+                      test_command=lambda j: test_command(p, j),
+                      qemu_packages=sorted({pkg for t in p.tests for pkg in t.packages}),
                       file_secret_command=file_secret_command,
                       write_secret_command=write_secret_command, cache_dl=p.dl_dir, dl_sh=shell_path(p.dl_dir), leaders=leaders,
                       followers=followers, released=released, generated_by=generated_by)

@@ -4,8 +4,11 @@
   buildctl ci check PRODUCT --provider P --file FILE
 
 One build job per board x variant (a board sharing its CPU tune with an earlier one waits for
-it, as a local build does), then release, publish and a staged rollout with a manual approval
-before the field stage, for the default variant. The builder image is pinned, secrets come
+it, as a local build does), then for the default variant a device test per board (`buildctl
+test`: QEMU on the runner for emulated boards; real boards in a LAVA lab with --lava URL and
+--lava-images BASE, the URL the lab fetches out/<product>/ from), release, publish and a staged
+rollout with a manual approval before the field stage. Boards no test covers are released
+with --untested-board, named in the pipeline. The builder image is pinned, secrets come
 from the provider's store under the names the manifest's env:/file: references give, and no
 job stops the others when it fails. The output depends only on its inputs: `ci check` exits 1
 when FILE differs from what `ci generate` writes now.
@@ -36,6 +39,11 @@ def register(subparsers) -> None:
                        "else the tag `buildctl container build` makes)")
         q.add_argument("--rollout-token", metavar="REF", help="Mender management token for "
                        "the rollout stages, env:NAME or file:PATH (default env:MENDER_PAT)")
+        q.add_argument("--lava", metavar="URL", help="LAVA lab that tests the real boards")
+        q.add_argument("--lava-images", metavar="URL",
+                       help="base URL the lab fetches out/<product>/ from (with --lava)")
+        q.add_argument("--lava-token", metavar="REF",
+                       help="LAVA API token, env:NAME or file:PATH (default env:LAVA_TOKEN)")
     g.add_argument("--out", type=path_arg, metavar="FILE", help="write here (default: stdout)")
     c.add_argument("--file", type=path_arg, required=True, metavar="FILE",
                    help="the committed pipeline")
@@ -50,10 +58,15 @@ def _text(args) -> str:
 
     product = open_product(args)
     pipeline = plan_pipeline(product, builder_image(product, args.image),
-                             variants=args.variant, rollout_token=args.rollout_token)
+                             variants=args.variant, rollout_token=args.rollout_token,
+                             lava_url=args.lava, lava_images=args.lava_images,
+                             lava_token=args.lava_token)
     opts = "".join(f" --variant {v}" for v in args.variant or []) + \
         (f" --image {args.image}" if args.image else "") + \
-        (f" --rollout-token {args.rollout_token}" if args.rollout_token else "")
+        (f" --rollout-token {args.rollout_token}" if args.rollout_token else "") + \
+        "".join(f" --{k.replace('_', '-')} {v}" for k, v in
+                (("lava", args.lava), ("lava_images", args.lava_images),
+                 ("lava_token", args.lava_token)) if v)
     return render(pipeline, args.provider,
                   generated_by=f"buildctl ci generate {pipeline.manifest} "
                                f"--provider {args.provider}{opts}")

@@ -3,7 +3,9 @@
   buildctl publish RELEASE_DIR [--product FILE] [--to NAME ...] [--dry-run] [--json]
 
 RELEASE_DIR is a bundle written by `buildctl release` (release/<product>/<version>). It is
-verified first (as `release verify` does); a bundle that fails sends nothing. Targets come from
+verified first (as `release verify` does); a bundle that fails sends nothing, and so does one
+with a board whose image did not pass `buildctl test` (its report in the bundle names the very
+image), unless --untested (or --untested-board B for that board). Targets come from
 the product manifest's `publish:` (`targets: {NAME: {type: artifactory|webdav|http|s3, ...}}`);
 credentials are env:/file: references, resolved only when a request needs them and never
 printed. Files already on a target with the right checksum are not sent again, so a rerun
@@ -17,6 +19,7 @@ import json
 from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands.test import add_untested_flags, untested_of
 from buildctl.errors import EXIT_PROBLEMS, UserError
 
 
@@ -31,6 +34,7 @@ def register(subparsers) -> None:
                    help="only this target (repeatable; default: every target)")
     p.add_argument("--key", metavar="PUB", help="public key the provenance must be signed with")
     p.add_argument("--dry-run", action="store_true", help="show what would be sent, send nothing")
+    add_untested_flags(p, "publish")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -59,7 +63,8 @@ def run(args) -> int:
     ppath = product_path(args.bundle, args.product)
     product = load_product(ppath)
     targets = choose(targets_of(product), args.to, str(ppath))
-    result = publish(args.bundle, targets, dry_run=args.dry_run, public_key=args.key)
+    result = publish(args.bundle, targets, dry_run=args.dry_run, public_key=args.key,
+                     untested=untested_of(args))
     if args.json:
         print_json(result.to_dict())
     else:

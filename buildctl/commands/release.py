@@ -5,6 +5,10 @@
       the ones named) from out/<product>/<board>-<variant>/deploy, or from a plain kas deploy
       dir (tmp/deploy/images/<MACHINE>) with --deploy-dir and one --board. The bundle lands in
       <out>/<product>/<version>/ (default ./release), complete or not at all.
+      Every board's disk image must have passed `buildctl test` (its devtest-report.json
+      beside deploy/, for this very image); the report goes into the bundle. A board whose
+      test is missing or failed is named and nothing is written (exit 1) unless --untested
+      (or --untested-board B for that board).
   buildctl release verify DIR [--key PUB]
       sums, provenance signature and subjects, gate verdicts, SBOM validity; names the first
       inconsistency (exit 1).
@@ -31,6 +35,7 @@ from pathlib import Path
 
 from buildctl.commands import _release_apps as release_apps
 from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands.test import add_untested_flags, untested_of
 from buildctl.errors import EXIT_PROBLEMS, UserError
 
 SUBVERBS = ("verify", "diff", "cves", "apps", "delta")
@@ -60,6 +65,7 @@ def register(subparsers) -> None:
                    help="fail on unpatched CVEs scoring above SCORE")
     p.add_argument("--allow-cve", action="append", default=[], metavar="CVE",
                    help="accept this unpatched CVE despite --max-cvss (repeatable)")
+    add_untested_flags(p, "release")
     p.add_argument("--key", metavar="PUB", help="verify: public key (PEM path or env:/file:)")
     p.add_argument("--no-validators", action="store_true",
                    help="verify: skip the SBOM validators (minutes for images of thousands of "
@@ -104,7 +110,8 @@ def _release(args) -> int:
         product=Path(args.target), boards=args.board, variant=args.variant, series=args.series,
         lock=args.lock, deploy_dir=args.deploy_dir, build_out=args.build_out, out=args.out,
         release_key=args.release_key, pkcs11_module=args.settings.pkcs11_module,
-        max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve), delta_from=args.delta_from))
+        max_cvss=args.max_cvss, allow_cves=tuple(args.allow_cve), delta_from=args.delta_from,
+        untested=untested_of(args)))
     con = console(stderr=True)
     show = (lambda board, step: None) if args.json else \
         (lambda board, step: con.print(f"release {board + ': ' if board else ''}{step}"))
@@ -121,6 +128,7 @@ def _release(args) -> int:
             cves = b["cves"]["counts"] if b["cves"] else {}
             sbom = b["sbom"] or {}
             out.print(f"{b['dir']}: gate {b['gate']['verdict']}, "
+                      f"device test {b['test']['verdict']}, "
                       f"{sbom.get('components', 0)} packages ({sbom.get('source', 'no SBOM')}), "
                       f"CVEs {cves or 'not checked'}")
             if b.get("delta"):

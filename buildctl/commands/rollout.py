@@ -5,7 +5,9 @@
                    [--success 100%] [--max-failures 1] [--timeout 2h] [--json]
   buildctl rollout status [--json]
 
-RELEASE_DIR is a bundle written by `buildctl release`; it is verified first. Every board's
+RELEASE_DIR is a bundle written by `buildctl release`; it is verified first, and refused
+when a board's image did not pass `buildctl test` (unless --untested, or --untested-board B
+for that board). Every board's
 .mender is uploaded (an artifact already on the server with the same payload checksums is not
 sent again) and found in the server's listing before any deployment starts. Then each stage's
 static group gets its deployment; the next stage starts once the success threshold is reached.
@@ -22,6 +24,7 @@ import argparse
 from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, print_json
+from buildctl.commands.test import add_untested_flags, untested_of
 from buildctl.errors import UserError
 
 DEFAULT_STATE = Path(".buildctl/rollout.json")
@@ -46,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", default="2h", help="give up (and abort) after this long (default 2h)")
     p.add_argument("--poll", default="2s", help="statistics poll interval (default 2s)")
     p.add_argument("--key", metavar="PUB", help="public key the release's provenance must be signed with")
+    add_untested_flags(p, "roll out")
     p.add_argument("--state", type=Path, default=DEFAULT_STATE, metavar="FILE",
                    help=f"where the run is recorded (default {DEFAULT_STATE})")
     add_json_flag(p)
@@ -113,7 +117,7 @@ def run(args) -> int:
     refs = {"token": token, "user": args.user, "password": args.password}
     api = _api(server, refs)
     saved = {"server": server, **refs}
-    result = drive(api, bundle, stages, th, public_key=args.key,
+    result = drive(api, bundle, stages, th, public_key=args.key, untested=untested_of(args),
                    save=lambda r: save_state(args.state, r.to_dict(), saved))
     if args.json:
         print_json(result.to_dict())

@@ -5,20 +5,30 @@
   buildctl test PRODUCT --board qemux86-64 --kernel VMLINUZ [--initrd FILE] [--append ARGS]
   buildctl test PRODUCT --board B --lava-job FILE        (write the LAVA job, do not run)
   buildctl test PRODUCT --board B --lava URL --image-url URL   (submit to a LAVA lab, follow it)
+  buildctl test PRODUCT --board B --lava URL --image-url BASE/ (the lab fetches the deploy
+      image from BASE/<board>-<variant>/deploy/<image>: where the out dir is served)
 
 Without --image/--kernel the board's deploy outputs are booted (<out>/<board>-<variant>/deploy,
 as `buildctl build` left them). QEMU uses KVM when /dev/kvm can be opened (--accel kvm|tcg to
 choose). The serial console is read by buildctl: it waits for a login prompt, logs in and runs
 the checks (the kernel booted, the Mender client reports the expected artifact name, no
-systemd unit failed). Each step is recorded with its serial log excerpt: --json prints the
-report, --junit FILE writes JUnit XML, --report FILE the JSON report (default beside the
-deploy directory when the deploy outputs were booted). Exit 0 when every step passed, 1 when
+systemd unit failed), then the OTA round trip (buildctl/devtest/ota.py): the board's .mender
+from the deploy outputs (or --ota-artifact) is attached as a read-only disk, installed by the
+device's Mender client, the VM reboots into the other rootfs, the update is committed; then
+a failing update buildctl writes (a rootfs that does not mount) must be rolled back by the
+boot loader. --no-ota leaves it out; --disk-interface when the image's kernel reads its disk
+over another interface than the board's. Each step is recorded with its serial log excerpt:
+--json prints the report, --junit FILE writes JUnit XML, --report FILE the JSON report
+(default beside the deploy directory when the deploy outputs were booted or sent to the lab:
+`buildctl release` reads it there, for this very image). Exit 0 when every step passed, 1 when
 one failed (a boot that does not reach the prompt within --boot-timeout fails; the VM is
 stopped), 2 on bad input.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +63,21 @@ def _megabytes(text: str) -> int:
     return v
 
 
+def add_untested_flags(p, what: str) -> None:
+    """--untested and --untested-board: the way past the device test gate of release,
+    publish and rollout (buildctl.devtest.report.require_tested)."""
+    p.add_argument("--untested", action="store_true",
+                   help=f"{what} even boards whose image did not pass `buildctl test` "
+                        "(the bundle records them as untested or failed)")
+    p.add_argument("--untested-board", action="append", default=[], metavar="B",
+                   help=f"{what} this board even if its image did not pass `buildctl test`; "
+                        "the others stay gated (repeatable)")
+
+
+def untested_of(args) -> bool | frozenset[str]:
+    return True if args.untested else frozenset(args.untested_board)
+
+
 def register(sub) -> None:
     p = sub.add_parser("test", help="device test stage: boot in QEMU (or a LAVA lab) and run smoke checks",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +94,12 @@ def register(sub) -> None:
     p.add_argument("--boot-timeout", type=_seconds, default=300.0, metavar="S",
                    help="seconds until the login prompt (default 300)")
     p.add_argument("--memory", type=_megabytes, default=512, metavar="MB", help="guest memory (default 512)")
+    p.add_argument("--disk-interface", choices=("ide", "virtio", "scsi"), metavar="IF",
+                   help="QEMU interface of the disks (ide, virtio, scsi; default: the board's)")
+    p.add_argument("--ota-artifact", type=path_arg, metavar="FILE",
+                   help="the .mender the OTA round trip installs (default: the board's, from "
+                        "the deploy outputs)")
+    p.add_argument("--no-ota", action="store_true", help="leave out the OTA round trip")
     p.add_argument("--junit", type=path_arg, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--report", type=path_arg, metavar="FILE", help="write the JSON report here")
     p.add_argument("--lava-job", type=path_arg, metavar="FILE",
@@ -93,11 +124,15 @@ def _one_board(args, product):
     return boards[0]
 
 
+def _deploy_dir(args, board, variant: str) -> Path:
+    out = (args.out or Path.cwd() / "out" / args.product.stem)
+    return out / f"{board.name}-{variant}" / "deploy"
+
+
 def _deploy_image(args, product, board, variant: str) -> tuple[Path, Path]:
     """The disk image in the board's deploy outputs, and the board's output directory."""
-    out = (args.out or Path.cwd() / "out" / args.product.stem)
-    bdir = out / f"{board.name}-{variant}"
-    deploy = bdir / "deploy"
+    deploy = _deploy_dir(args, board, variant)
+    bdir = deploy.parent
     if not deploy.is_dir():
         raise UserError(f"{deploy}: no deploy outputs (run `buildctl build {args.product} "
                         f"--board {board.name}` first, or give --image)")
@@ -112,6 +147,24 @@ def _deploy_image(args, product, board, variant: str) -> tuple[Path, Path]:
     raise UserError(f"{deploy}: no disk image ({', '.join('*.' + t for t in types)})")
 
 
+def _ota_artifact(args, product, board, variant: str) -> Path | None:
+    """--ota-artifact, else the board's .mender in its deploy outputs (the build's link name
+    first), else None."""
+    if args.ota_artifact:
+        if not args.ota_artifact.is_file():
+            raise UserError(f"{args.ota_artifact}: no such file")
+        return args.ota_artifact
+    deploy = _deploy_dir(args, board, variant)
+    if args.kernel or args.image or not deploy.is_dir():
+        return None
+    for name in (f"{product.target}-{board.machine}.mender",
+                 f"{product.target}-{board.machine}.rootfs.mender"):
+        if (deploy / name).is_file():
+            return deploy / name
+    found = sorted(deploy.glob("*.mender"))
+    return found[0] if found else None
+
+
 def run(args) -> int:
     product = open_product(args)
     board = _one_board(args, product)
@@ -120,7 +173,21 @@ def run(args) -> int:
     if args.lava_job or args.lava:
         from buildctl.devtest import lava
 
-        return lava.run_command(args, product, board, variant, checks)
+        image, report_path = None, args.report
+        if args.image:
+            if not args.image.is_file():
+                raise UserError(f"{args.image}: no such file")
+            image = args.image
+        elif not args.kernel and _deploy_dir(args, board, variant).is_dir():
+            # the deploy outputs are what the lab boots: their report goes beside them, naming
+            # the image by its sha256 (the release gate's input), and a --image-url ending in
+            # "/" is the base the out dir is served from
+            image, bdir = _deploy_image(args, product, board, variant)
+            report_path = report_path or bdir / report.REPORT_NAME
+            if args.image_url and args.image_url.endswith("/"):
+                args.image_url += image.relative_to(bdir.parent).as_posix()
+        return lava.run_command(args, product, board, variant, checks, image=image,
+                                report_path=report_path)
     from buildctl.devtest import qemu
 
     machine = qemu.machine_for(board.name)
@@ -147,10 +214,29 @@ def run(args) -> int:
     t0 = time.monotonic()
     # what was tested, so that a release can tell this image from a rebuilt one
     tested = {"image_sha256": report.sha256_file(target.image)} if target.image else {}
-    steps, facts = qemu.run_session(machine, target, checks, boot_timeout=args.boot_timeout,
-                                    memory_mb=args.memory, kvm=kvm)
+    artifact = _ota_artifact(args, product, board, variant)
+    with tempfile.TemporaryDirectory(prefix="buildctl-ota-") as work:
+        ota_plan, why_not = None, None
+        if args.no_ota:
+            why_not = "--no-ota"
+        elif "ota-update" not in checks_mod.types():
+            why_not = None
+        elif artifact is None:
+            why_not = "no .mender to install (the deploy outputs have none; give --ota-artifact)"
+        else:
+            from buildctl.devtest import ota
+
+            ota_plan = ota.prepare(artifact, Path(work))
+            tested["ota_artifact_sha256"] = report.sha256_file(artifact)
+            target = dataclasses.replace(target, extra=(artifact.resolve(), ota_plan.bad))
+        target = dataclasses.replace(target, disk_if=args.disk_interface)
+        steps, facts = qemu.run_session(machine, target, checks, boot_timeout=args.boot_timeout,
+                                        memory_mb=args.memory, kvm=kvm, ota=ota_plan)
+    if why_not and "ota-update" in checks_mod.types():
+        steps.append(report.Step(name="ota-update", status="skipped", message=why_not))
     run_ = report.Run(product=product.name, board=board.name, runner="qemu",
-                      target={k: str(v) for k, v in vars(target).items() if v},
+                      target={k: [str(x) for x in v] if isinstance(v, tuple) else str(v)
+                              for k, v in vars(target).items() if v},
                       steps=steps, facts={"variant": variant, **tested, **facts},
                       seconds=time.monotonic() - t0)
     report.write(run_, json_path=report_path, junit_path=args.junit)

@@ -23,12 +23,19 @@ def for_board(product, board: str, variant: str | None = None) -> list[Check]:
     name = product.artifact_name(board, variant)
     out = []
     for e in _entries():
+        if e.get("type"):
+            continue  # driven by buildctl, not a command (see types())
         expect = e.get("expect_output")
         if expect is not None:
             expect = expect.replace("{artifact_name}", ere_escape(name))
         out.append(Check(name=e["name"], command=e["command"], expect_exit=e.get("expect_exit", 0),
                          expect_output=expect, timeout=float(e.get("timeout", 30))))
     return out
+
+
+def types() -> set[str]:
+    """The step types beyond shell commands that every product gets (e.g. ota-update)."""
+    return {e["type"] for e in _entries() if e.get("type")}
 
 
 def descriptions() -> dict[str, str]:

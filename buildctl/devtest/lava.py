@@ -203,7 +203,10 @@ def run_from_results(product, board, variant: str, job_id: int, job: dict, resul
                facts={"variant": variant, "health": job.get("health")})
 
 
-def run_command(args, product, board, variant: str, checks: list[Check]) -> int:
+def run_command(args, product, board, variant: str, checks: list[Check], *,
+                image: Path | None = None, report_path: Path | None = None) -> int:
+    """Write and/or submit the board's job. `image` is the local copy of what --image-url
+    serves: the report names it by its sha256, so that the release gate knows what passed."""
     from buildctl.commands.test import show
     from buildctl.devtest import report
     from buildctl.errors import EXIT_PROBLEMS
@@ -232,6 +235,9 @@ def run_command(args, product, board, variant: str, checks: list[Check]) -> int:
     run_ = run_from_results(product, board, variant, job_id, job, client.tests(job_id), checks,
                             args.lava, client.log(job_id))
     run_.seconds = time.monotonic() - t0
-    report.write(run_, json_path=args.report, junit_path=args.junit)
+    if image is not None:
+        run_.facts["image_sha256"] = report.sha256_file(image)
+        run_.facts["image_url"] = args.image_url
+    report.write(run_, json_path=report_path, junit_path=args.junit)
     show(args, run_)
     return 0 if run_.verdict == "passed" else EXIT_PROBLEMS

@@ -53,6 +53,7 @@ class QemuMachine:
     disk_if: str  # -drive interface for the disk image
     firmware: tuple[str, ...]  # UEFI firmware files to try for disk images (Debian paths)
     debian_package: str  # where `binary` comes from
+    firmware_package: str  # where `firmware` comes from (Debian)
 
 
 MACHINES: dict[str, QemuMachine] = {
@@ -60,12 +61,12 @@ MACHINES: dict[str, QemuMachine] = {
         QemuMachine(board="qemux86-64", binary="qemu-system-x86_64", arch="x86_64",
                     machine="q35", cpu_tcg="qemu64", console="ttyS0", disk_if="ide",
                     firmware=("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"),
-                    debian_package="qemu-system-x86"),
+                    debian_package="qemu-system-x86", firmware_package="ovmf"),
         QemuMachine(board="qemuarm64", binary="qemu-system-aarch64", arch="aarch64",
                     machine="virt", cpu_tcg="cortex-a57", console="ttyAMA0", disk_if="virtio",
                     firmware=("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
                               "/usr/share/AAVMF/AAVMF_CODE.fd"),
-                    debian_package="qemu-system-arm"),
+                    debian_package="qemu-system-arm", firmware_package="qemu-efi-aarch64"),
     )
 }
 
@@ -80,12 +81,16 @@ def machine_for(board: str) -> QemuMachine:
 
 @dataclass(frozen=True)
 class BootTarget:
-    """What to boot: a disk image (through UEFI firmware), or a kernel with an initramfs."""
+    """What to boot: a disk image (through UEFI firmware), or a kernel with an initramfs.
+    `extra` disks (read-only, e.g. an update artifact the device installs) follow the image on
+    the same interface; `disk_if` replaces the board's when the image's kernel wants another."""
 
     image: Path | None = None
     kernel: Path | None = None
     initrd: Path | None = None
     append: str = ""
+    extra: tuple[Path, ...] = ()
+    disk_if: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,12 @@ class Reboot:
     name: str = "reboot"
     command: str = "reboot"
     timeout: float = 300.0
+    # seconds a panicked kernel may take to reboot itself before the VM is reset, as a
+    # board's hardware watchdog resets it (None: wait for the timeout)
+    watchdog: float | None = None
+
+
+PANIC = r"Kernel panic - not syncing"
 
 
 @dataclass
@@ -135,11 +146,14 @@ def find_firmware(m: QemuMachine) -> Path:
 
 
 def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
-                 memory_mb: int = 512, kvm: bool = False, reboot: bool = False) -> list[str]:
+                 memory_mb: int = 512, kvm: bool = False, reboot: bool = False,
+                 monitor_socket: Path | None = None) -> list[str]:
     cmd = [m.binary, "-M", m.machine, "-m", str(memory_mb), "-smp", "1",
            "-nodefaults", "-no-user-config", "-display", "none", *([] if reboot else ["-no-reboot"]),
            "-chardev", f"socket,id=ser0,path={serial_socket},server=on,wait=on",
            "-serial", "chardev:ser0"]
+    if monitor_socket is not None:  # the human monitor, for system_reset
+        cmd += ["-monitor", f"unix:{monitor_socket},server=on,wait=off"]
     cmd += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", m.cpu_tcg]
     if target.kernel:
         cmd += ["-kernel", str(target.kernel)]
@@ -151,7 +165,10 @@ def command_line(m: QemuMachine, target: BootTarget, serial_socket: Path, *,
             cmd += ["-bios", str(find_firmware(m))]
         # QEMU's option syntax: a comma inside a value is written twice
         image = str(target.image).replace(",", ",,")
-        cmd += ["-drive", f"file={image},format=raw,if={m.disk_if},snapshot=on"]
+        cmd += ["-drive", f"file={image},format=raw,if={target.disk_if or m.disk_if},snapshot=on"]
+    for disk in target.extra:
+        disk = str(disk).replace(",", ",,")
+        cmd += ["-drive", f"file={disk},format=raw,if={target.disk_if or m.disk_if},readonly=on"]
     return cmd
 
 
@@ -274,6 +291,7 @@ class Vm:
         self.proc: subprocess.Popen | None = None
         self.console: SerialConsole | None = None
         self._dir: str | None = None
+        self._monitor: Path | None = None
 
     def __enter__(self) -> "Vm":
         try:
@@ -292,8 +310,10 @@ class Vm:
                             f"{self.machine.debian_package})")
         self._dir = tempfile.mkdtemp(prefix="buildctl-qemu-")
         sock_path = Path(self._dir) / "serial.sock"
+        self._monitor = Path(self._dir) / "monitor.sock" if self.reboot else None
         self.command = command_line(self.machine, self.target, sock_path,
-                                    memory_mb=self.memory_mb, kvm=self.kvm, reboot=self.reboot)
+                                    memory_mb=self.memory_mb, kvm=self.kvm, reboot=self.reboot,
+                                    monitor_socket=self._monitor)
         self._stderr = open(Path(self._dir) / "qemu.stderr", "w+")
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=subprocess.STDOUT,
@@ -314,6 +334,16 @@ class Vm:
                                     f"in {connect_timeout:g} s")
                 time.sleep(0.05)
         self.console = SerialConsole(s)
+
+    def reset(self) -> None:
+        """Reset the guest (QEMU's system_reset on its monitor), as a watchdog resets a board."""
+        if self._monitor is None:
+            raise RuntimeError("this VM was started without reboots")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self._monitor))
+            s.sendall(b"system_reset\n")
+            time.sleep(0.2)  # let the monitor read the command before the socket closes
 
     def qemu_output(self) -> str:
         try:
@@ -373,13 +403,40 @@ def _step(name: str, status: str, t0: float, message: str = "", **kw) -> Step:
                 message=message, **kw)
 
 
+def _back_at_login(vm: Vm, r: Reboot, login: Login, since: int, deadline: float) -> int:
+    """Wait for the login prompt; a kernel panic that does not end in a reboot within
+    r.watchdog seconds gets the VM reset (QEMU's system_reset). Returns the resets made."""
+    con = vm.console
+    if r.watchdog is None:
+        con.expect(login.prompt, deadline - time.monotonic(), since=since)
+        return 0
+    either = re.compile(f"(?P<login>{login.prompt})|(?P<panic>{PANIC})", re.M)
+    resets = 0
+    while True:
+        m = con.expect(either, deadline - time.monotonic(), since=since)
+        if m.group("login"):
+            return resets
+        since = m.end()
+        try:  # a kernel that reboots on panic is back at the firmware soon
+            con.expect(login.prompt, min(r.watchdog, max(0.0, deadline - time.monotonic())),
+                       since=since)
+            return resets
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+        vm.reset()
+        resets += 1
+        since = con.mark()
+
+
 def _reboot(vm: Vm, r: Reboot, login: Login) -> Step:
     con = vm.console
     t = time.monotonic()
     mark = con.mark()
     con.send(r.command + "\n")
+    resets = 0
     try:
-        con.expect(login.prompt, r.timeout, since=mark)
+        resets = _back_at_login(vm, r, login, mark, t + r.timeout)
         back = time.monotonic() - t
         con.send(login.user + "\n")
         vm.run("true", timeout=max(10.0, r.timeout - back))
@@ -389,7 +446,9 @@ def _reboot(vm: Vm, r: Reboot, login: Login) -> Step:
     except ConsoleClosed:
         return _step(r.name, "failed", t, "the VM stopped instead of rebooting",
                      command=r.command, serial=con.excerpt(mark))
-    return _step(r.name, "passed", t, f"back at the login prompt after {back:.1f} s",
+    reset = (f"; the kernel panicked and did not reboot within {r.watchdog:g} s: the VM was "
+             "reset, as a board's watchdog resets it" if resets else "")
+    return _step(r.name, "passed", t, f"back at the login prompt after {back:.1f} s{reset}",
                  command=r.command, serial=con.excerpt(mark))
 
 
@@ -461,10 +520,19 @@ def boot_and_check(vm: Vm, checks: list[Check | Reboot], *, boot_timeout: float,
 
 def run_session(machine: QemuMachine, target: BootTarget, checks: list[Check | Reboot], *,
                 boot_timeout: float = 300.0, login: Login | None = None,
-                memory_mb: int = 512, kvm: bool | None = None) -> tuple[list[Step], dict]:
-    """Start the VM, boot, check, stop it (always). Returns the steps and facts about the run."""
-    reboot = any(isinstance(c, Reboot) for c in checks)
+                memory_mb: int = 512, kvm: bool | None = None, ota=None) -> tuple[list[Step], dict]:
+    """Start the VM, boot, check, then the OTA round trip when `ota` (a devtest.ota.OtaUpdate,
+    whose artifacts must be target.extra[0:2]) is given; stop the VM (always). Returns the
+    steps and facts about the run."""
+    from buildctl.devtest import ota as ota_mod
+
+    reboot = ota is not None or any(isinstance(c, Reboot) for c in checks)
+    login = login or Login()
     with Vm(machine, target, memory_mb=memory_mb, kvm=kvm, reboot=reboot) as vm:
         steps = boot_and_check(vm, checks, boot_timeout=boot_timeout, login=login)
+        if ota is not None:
+            logged_in = any(s.name == "login" and s.status == "passed" for s in steps)
+            steps += (ota_mod.round_trip(vm, login, ota, target.disk_if or machine.disk_if)
+                      if logged_in else ota_mod.skipped("login failed"))
         facts = {"accelerator": "kvm" if vm.kvm else "tcg", "command": vm.command}
     return steps, facts

@@ -11,7 +11,9 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Collection, Iterable
 
+from buildctl.errors import ProblemsFound, UserError
 from buildctl.fsutil import write_atomic
 
 STATUSES = ("passed", "failed", "skipped")
@@ -104,15 +106,70 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def tested_verdict(board_dir: Path, image: Path) -> str | None:
+def _image_sha256(data) -> str | None:
+    facts = data.get("facts") if isinstance(data, dict) else None
+    return facts.get("image_sha256") if isinstance(facts, dict) else None
+
+
+def tested_verdict(board_dir: Path, images: Path | Iterable[Path]) -> str | None:
     """The verdict of the last device test of this very image (same sha256) in a board's
-    output directory: "passed" or "failed"; None when it was not tested (or another image
-    was). This is what a release or publish step asks before it ships the image."""
+    output directory (or a board's directory in a release bundle): "passed" or "failed";
+    None when it was not tested (or another image was). With several images (a board that
+    deploys more than one disk image), the test of any one of them counts.
+
+    This is what release, publish and rollout ask before they ship an image."""
     path = Path(board_dir) / REPORT_NAME
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("facts", {}).get("image_sha256") != sha256_file(image):
+    tested = _image_sha256(data)
+    if not tested:
+        return None
+    images = [images] if isinstance(images, (str, Path)) else list(images)
+    if not any(Path(i).is_file() and sha256_file(Path(i)) == tested for i in images):
         return None
     return data.get("verdict") if data.get("verdict") in ("passed", "failed") else None
+
+
+@dataclass(frozen=True)
+class BoardImages:
+    """A board about to ship: where its test report lies and the disk images it ships."""
+
+    board: str  # as the user reads it: <board>-<variant>
+    dir: Path  # holds devtest-report.json (when it was tested)
+    images: tuple[Path, ...]
+    name: str = ""  # the board's name in the manifest
+
+
+def require_tested(boards: list[BoardImages], *, untested: bool | Collection[str],
+                   action: str) -> dict[str, str]:
+    """The device test gate of release, publish and rollout: every board's shipped image
+    passed `buildctl test`, else ProblemsFound (exit 1) naming each board whose test is
+    missing or failed, in one line. untested=True (--untested) refuses nothing; a collection
+    of board names (--untested-board B) lets only those boards through untested.
+    Returns board -> "passed" | "failed" | "untested"."""
+    excused = (lambda b: True) if untested is True else \
+        (lambda b: bool(untested) and (b.name in untested or b.board in untested))
+    verdicts = {b.board: tested_verdict(b.dir, b.images) or "untested" for b in boards}
+    why = {"failed": "device test failed", "untested": "no device test of this image"}
+    bad = [f"{b.board} ({why[verdicts[b.board]]})"
+           for b in boards if verdicts[b.board] != "passed" and not excused(b)]
+    if bad:
+        raise ProblemsFound(f"{action} refused: not tested: {', '.join(bad)}; run `buildctl test` "
+                            "on the board's image, or pass --untested to ship it anyway")
+    return verdicts
+
+
+def bundle_boards(bundle: Path) -> list[BoardImages]:
+    """The boards of a release bundle (from its release.json) with their disk images."""
+    try:
+        rel = json.loads((Path(bundle) / "release.json").read_text())
+        boards, files = rel["boards"], rel["files"]
+        return [BoardImages(b["dir"], Path(bundle) / b["dir"],
+                            tuple(Path(bundle) / f["path"] for f in files
+                                  if f.get("kind") == "image" and f.get("board") == b["dir"]),
+                            b.get("board", ""))
+                for b in boards]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{bundle}/release.json: cannot read its boards and files ({exc})") from None

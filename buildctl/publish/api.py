@@ -1,6 +1,8 @@
 """Publish a verified bundle to the product's targets: verify -> plan -> each target in turn.
 
-A bundle that does not pass ``release verify`` sends nothing. Targets are independent: one
+A bundle that does not pass ``release verify`` sends nothing, nor does one holding a board
+whose image did not pass its device test (``buildctl test``; unless untested=True, the CLI's
+--untested; a set of board names lets only those through). Targets are independent: one
 that fails is reported with its error and the others still run; the result says which.
 """
 from __future__ import annotations
@@ -56,9 +58,14 @@ def verified_plan(bundle: Path, public_key: str | None = None, *, sboms: bool = 
 
 def publish(bundle: Path, targets: list[Target], *, dry_run: bool = False,
             public_key: str | None = None, policy: RetryPolicy | None = None,
-            verify_sboms: bool = True) -> PublishResult:
+            verify_sboms: bool = True,
+            untested: bool | frozenset[str] = False) -> PublishResult:
     """verify_sboms=False skips only the SBOM validators (sums and signature are checked)."""
+    from buildctl.devtest.report import bundle_boards, require_tested
+
     plan = verified_plan(bundle, public_key, sboms=verify_sboms)
+    # the bundle verified, so its test reports are the ones release put there
+    require_tested(bundle_boards(bundle), untested=untested, action="publish")
     result = PublishResult(str(bundle), plan.product, plan.version, dry_run)
     for t in targets:
         client = Client(policy)

@@ -35,6 +35,7 @@ class ReleaseArgs:
     max_cvss: float | None = None
     allow_cves: tuple[str, ...] = ()
     delta_from: Path | None = None  # an older bundle of the product: also write deltas
+    untested: bool | frozenset[str] = False  # boards that may ship without passing `buildctl test`
 
 
 def _key_ref(product) -> str | None:
@@ -92,8 +93,11 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                                artifact_name=product.artifact_name(board.name, var.name),
                                signing_key=with_module(_key_ref(product), args.pkcs11_module),
                                require_signed=product.mender.require_signed)
+        # `buildctl test` leaves its report in the board's output dir (beside deploy/); with
+        # a plain deploy dir from elsewhere, in that dir (`buildctl test --image ... --report`)
+        test_dir = Path(args.deploy_dir) if args.deploy_dir else build_out / key
         specs.append(BoardSpec(board.name, var.name, Path(deploy), outputs, release,
-                               verify_key=_verify_ref(product)))
+                               verify_key=_verify_ref(product), test_dir=test_dir))
     lock = _lock(product, lockfile.find(product, args.lock), reports)
     manifests = [{"path": _rel(product.path, root), "sha256": sha256_file(product.path)}]
     for board in boards:
@@ -121,7 +125,7 @@ def spec_from_product(args: ReleaseArgs) -> ReleaseSpec:
                            args.max_cvss if args.max_cvss is not None else product.sbom.max_cvss,
                            tuple(product.sbom.allow_cves) + tuple(args.allow_cves)),
                        sbom_formats=formats or ("spdx",), delta_from=args.delta_from,
-                       warnings=warnings)
+                       warnings=warnings, untested=args.untested)
 
 
 def read_only_rootfs(product, variant) -> bool:
@@ -162,7 +166,11 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
                         pkcs11_module: str | None = None) -> dict:
     """`buildctl build`'s last step: release the boards that succeeded, from the build's
     outputs into ``<build out>/release/<product>/<version>``. Returns what the build report
-    shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}."""
+    shows: {"status": succeeded|failed|skipped, "bundle"|"message", ...}.
+
+    This release comes before any device test could run: its bundle records the boards as
+    untested, and publish and rollout refuse it until `buildctl test` passed and
+    `buildctl release` made the bundle again (or they are told --untested)."""
     from buildctl.builder.jobs import is_kas_file
     from buildctl.release.pipeline import run_release
 
@@ -176,7 +184,7 @@ def release_after_build(product: Path, build: dict, *, series: str | None = None
         spec = spec_from_product(ReleaseArgs(product=product, boards=boards,
                                              variant=build.get("variant") or None, series=series,
                                              lock=lock, build_out=out, out=out / "release",
-                                             pkcs11_module=pkcs11_module))
+                                             pkcs11_module=pkcs11_module, untested=True))
         result = run_release(spec, on_step)
     except UserError as exc:
         return {"status": "failed", "message": str(exc)}

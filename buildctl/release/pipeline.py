@@ -1,7 +1,8 @@
 """The release pipeline: named steps, run in order by one loop.
 
 Per board:  collect -> sign -> gate -> delta (with --delta-from) -> sbom -> cve
-Per bundle: bundle (release.json + SHA256SUMS) -> provenance (signed DSSE envelope)
+Per bundle: test (every board's image passed `buildctl test`, unless untested) ->
+            bundle (release.json + SHA256SUMS) -> provenance (signed DSSE envelope)
 
 Everything is written into a staging directory that is renamed into place at the end, so a
 failing step leaves no bundle behind. Reading STEPS tells the whole flow.
@@ -39,6 +40,7 @@ class BoardSpec:
     outputs: BoardOutputs
     release: BoardRelease  # what the gate checks (device types, artifact name, signing)
     verify_key: str | None = None  # public key reference when the product has no signing key
+    test_dir: Path | None = None  # where `buildctl test` left devtest-report.json for this board
 
     @property
     def key(self) -> str:
@@ -61,6 +63,9 @@ class ReleaseSpec:
     sbom_formats: tuple[str, ...] = ("spdx", "cyclonedx")
     delta_from: Path | None = None  # an older bundle: write each board's delta against it
     warnings: list[str] = field(default_factory=list)  # shown with the result, never fatal
+    # release boards whose image did not pass a device test: True (--untested) for every
+    # board, or the names of the boards that may (--untested-board)
+    untested: bool | frozenset[str] = False
 
     @property
     def bundle_dir(self) -> Path:
@@ -79,6 +84,7 @@ class BoardState:
     kinds: dict[str, str] = field(default_factory=dict)  # bundle path -> kind
     delta: dict | None = None  # the delta artifact's figures (release.delta.DeltaFigures)
     steps: list[str] = field(default_factory=list)
+    test: str = "untested"  # the device test verdict of the image: passed, failed, untested
 
 
 @dataclass
@@ -240,6 +246,25 @@ BOARD_STEPS: list[tuple[str, Callable[[ReleaseSpec, BoardState], None]]] = [
 
 # -- bundle steps -------------------------------------------------------------------------------
 
+def step_test(run: ReleaseSpec, states: list[BoardState]) -> None:
+    """The device test gate: each board's disk image (as collected, byte for byte) passed
+    `buildctl test`, or the release is refused naming the boards (unless run.untested). The
+    test report goes into the bundle beside the image, where publish and rollout read it."""
+    from buildctl.devtest import report
+
+    boards = [report.BoardImages(st.spec.key, st.spec.test_dir or st.dir,
+                                 tuple(st.dir / c.name for c in st.files if c.kind == "image"),
+                                 st.spec.board)
+              for st in states]
+    verdicts = report.require_tested(boards, untested=run.untested, action="release")
+    for st in states:
+        st.test = verdicts[st.spec.key]
+        if st.test != "untested" and st.spec.test_dir is not None:
+            name = report.REPORT_NAME
+            B.write_text(st.dir / name, (st.spec.test_dir / name).read_text())
+            st.kinds[f"{st.spec.key}/{name}"] = "devtest-report"
+
+
 def iso_time(sde: int | None) -> str:
     return dt.datetime.fromtimestamp(sde or 0, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -259,6 +284,8 @@ def board_summary(st: BoardState) -> dict:
         "cves": None if st.cves is None else {"source": st.cves.source,
                                               "counts": st.cves.counts,
                                               "unpatched": st.cves.unpatched},
+        "test": {"verdict": st.test,
+                 "report": f"{st.spec.key}/devtest-report.json" if st.test != "untested" else None},
         "steps": list(st.steps),
         "delta": st.delta,
     }
@@ -331,6 +358,8 @@ def run_release(run: ReleaseSpec, on_step: Callable[[str, str], None] | None = N
                 step(run, st)
                 st.steps.append(name)
             states.append(st)
+        on_step("", "test")
+        step_test(run, states)
         on_step("", "bundle")
         files = step_bundle(run, states, staging)
         on_step("", "provenance")

@@ -108,8 +108,13 @@ def _stage_counts(api: MenderAPI, st: StageResult) -> tuple[bool, dict[str, str]
 def drive(api: MenderAPI, bundle: Path, stages: list[Stage], th: Thresholds, *,
           public_key: str | None = None, save: Callable[[RolloutResult], None] = lambda r: None,
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-          ) -> RolloutResult:
+          untested: bool | frozenset[str] = False) -> RolloutResult:
+    from buildctl.devtest.report import bundle_boards, require_tested
+
     arts = release_artifacts(bundle, public_key)
+    # nothing reaches a device unless every board's image passed its device test (the bundle
+    # verified, so its reports are the ones release put there), or the caller said untested
+    require_tested(bundle_boards(bundle), untested=untested, action="rollout")
     rel = json.loads((bundle / "release.json").read_text())
     release = f"{rel.get('product')}-{rel.get('version')}"
     names = sorted({a.name for a in arts})

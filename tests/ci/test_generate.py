@@ -18,6 +18,7 @@ GOLDEN = Path(__file__).parent / "golden"
 FILES = {"jenkins": "demo.jenkins.Jenkinsfile", "github": "demo.github.yml",
          "gitlab": "demo.gitlab.yml"}
 SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
+TESTS = ["test-qemux86-64-release", "test-qemuarm64-release"]  # the emulated boards: QEMU
 BOARDS = ["qemux86-64", "qemuarm64", "genericx86-64", "beaglebone-yocto", "raspberrypi4-64",
           "raspberrypi5", "jetson-orin-nano-devkit", "olimex-imx8mp-evb"]
 
@@ -91,7 +92,7 @@ def test_github_one_job_per_board_and_variant_tune_order_no_fail_fast(tmp_path):
         assert upload and upload[0]["if"] == "always()"
         assert job["env"] == {"MENDER_TENANT_TOKEN": "${{ secrets.MENDER_TENANT_TOKEN }}"}
         assert any(s.get("uses", "").startswith("actions/cache") for s in steps)
-    assert jobs["release"]["needs"] == [f"build-{b}-release" for b in BOARDS]
+    assert jobs["release"]["needs"] == [f"build-{b}-release" for b in BOARDS] + TESTS
     assert jobs["publish"]["needs"] == ["release"]
     assert jobs["rollout-field"]["needs"] == ["rollout-canary"]
     assert jobs["rollout-field"]["environment"] == "field"  # reviewers approve the field stage
@@ -128,16 +129,21 @@ def test_jenkinsfile_structure(tmp_path):
         assert depth >= 0
     stages = jenkins_stages(text)
     assert stages.index("build: first board of each CPU tune") < \
-        stages.index("build: boards reusing a tune") < stages.index("release") < \
+        stages.index("build: boards reusing a tune") < stages.index("device test") < \
+        stages.index("release") < \
         stages.index("publish") < stages.index("rollout: canary") < \
         stages.index("approve field rollout") < stages.index("rollout: field")
     first = stages[stages.index("build: first board of each CPU tune") + 1:
                    stages.index("build: boards reusing a tune")]
-    rest = stages[stages.index("build: boards reusing a tune") + 1: stages.index("release")]
+    rest = stages[stages.index("build: boards reusing a tune") + 1: stages.index("device test")]
+    tests = stages[stages.index("device test") + 1: stages.index("release")]
     assert first == [f"{b} release" for b in BOARDS]
     assert rest == [f"{b} debug" for b in BOARDS]
-    assert text.count("failFast false") == 2
-    assert text.count("catchError(buildResult: 'FAILURE', stageResult: 'FAILURE')") == 16
+    assert tests == ["test qemux86-64", "test qemuarm64"]
+    assert text.count("failFast false") == 3
+    assert text.count("catchError(buildResult: 'FAILURE', stageResult: 'FAILURE')") == 18
+    release = text[text.index("stage('release')"):text.index("stage('publish')")]
+    assert "unstash 'test-qemux86-64-release'" in release  # the reports the release gate reads
     approve = text[text.index("stage('approve field rollout')"):text.index("stage('rollout: field')")]
     assert "input message:" in approve and "agent {" not in approve  # no executor held
     assert set(re.findall(r"credentials\('([^']+)'\)", text)) == {"MENDER_TENANT_TOKEN", "MENDER_PAT",
@@ -270,3 +276,60 @@ def test_a_file_secret_outside_the_repository_is_refused(tmp_path):
     proc = run_cli("ci", "generate", str(proc_product), "--provider", "github")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "outside the repository" in proc.stderr
+
+
+def test_device_tests_sit_between_build_and_release(tmp_path):
+    """QEMU boards are tested on the runner before the release; the boards no test covers are
+    named once per gated command, the emulated ones never."""
+    jobs = yaml.safe_load(generate("github", tmp_path))["jobs"]
+    for board in ("qemux86-64", "qemuarm64"):
+        t = jobs[f"test-{board}-release"]
+        assert t["needs"] == [f"build-{board}-release"]
+        run = " ".join(s.get("run", "") for s in t["steps"])
+        assert (f".venv/bin/buildctl test products/demo.yml --board {board} --variant release "
+                f"--out out/demo --junit out/demo/{board}-release/devtest-junit.xml") in run
+        assert "--lava" not in run
+        down = [s["with"] for s in jobs["release"]["steps"]
+                if s.get("uses", "").startswith("actions/download-artifact")]
+        assert {"name": f"test-{board}-release", "path": f"out/demo/{board}-release"} in down
+    assert not any(k.startswith("test-") and k.endswith("-debug") for k in jobs)
+    untested = [b for b in BOARDS if not b.startswith("qemu")]
+    flags = "".join(f" --untested-board {b}" for b in untested)
+    for job in ("release", "publish", "rollout-canary", "rollout-field"):
+        run = " ".join(s.get("run", "") for s in jobs[job]["steps"] if "buildctl " in s.get("run", ""))
+        assert flags in run and "--untested-board qemu" not in run and "--untested " not in run
+    gitlab = yaml.safe_load(generate("gitlab", tmp_path))
+    assert gitlab["stages"] == ["build", "test", "release", "publish", "rollout"]
+    t = gitlab["test-qemuarm64-release"]
+    assert t["stage"] == "test" and t["needs"] == [{"job": "build-qemuarm64-release", "artifacts": True}]
+    assert t["artifacts"]["reports"] == {"junit": "out/demo/qemuarm64-release/devtest-junit.xml"}
+    assert {"job": "test-qemuarm64-release", "artifacts": True} in gitlab["release"]["needs"]
+
+
+@pytest.mark.parametrize("provider", sorted(FILES))
+def test_a_lava_lab_tests_the_real_boards(provider, tmp_path):
+    text = generate(provider, tmp_path, "--lava", "https://lava.example.com", "--lava-images",
+                    "https://files.example.com/ci")
+    assert "--untested-board" not in text  # every board is tested now
+    for board in BOARDS:
+        want = (f"--board {board} --variant release --out out/demo --junit "
+                f"out/demo/{board}-release/devtest-junit.xml")
+        assert want in text
+    lava = ("--lava https://lava.example.com --image-url https://files.example.com/ci/ "
+            "--lava-token env:LAVA_TOKEN")
+    assert text.count(lava) == len(BOARDS) - 2  # the real boards; QEMU boards stay on the runner
+    if provider == "github":
+        job = yaml.safe_load(text)["jobs"]["test-raspberrypi5-release"]
+        assert job["env"] == {"LAVA_TOKEN": "${{ secrets.LAVA_TOKEN }}"}
+    elif provider == "jenkins":
+        assert "LAVA_TOKEN = credentials('LAVA_TOKEN')" in text
+    if provider in SCHEMAS:
+        path = tmp_path / "lava.yml"
+        path.write_text(text)
+        proc = subprocess.run([check_jsonschema(), "--builtin-schema", SCHEMAS[provider], str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
+    proc = run_cli("ci", "generate", str(DEMO), "--provider", provider, "--lava",
+                   "https://lava.example.com")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--lava and --lava-images go together" in proc.stderr

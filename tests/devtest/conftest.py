@@ -53,3 +53,13 @@ def processes_using(path: Path) -> list[int]:
         if str(path) in cmd and "zombie" not in state:
             pids.append(int(d.name))
     return pids
+
+
+@pytest.fixture(scope="session")
+def arm64_boot(tmp_path_factory) -> tuple[Path, Path]:
+    """Debian's arm64 cloud kernel and a busybox-static:arm64 initramfs (fetched with a private
+    apt state, see fixture.apt_options: no foreign architecture is added to dpkg)."""
+    need_tools()
+    skips.tools(["qemu-system-aarch64"], ".ci/run installs qemu-system-arm")
+    initrd = fixture.initramfs(tmp_path_factory.mktemp("arm64") / "initrd.gz", arch="arm64")
+    return fixture.kernel("arm64"), initrd

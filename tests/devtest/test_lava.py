@@ -93,7 +93,7 @@ def test_lava_submission_is_followed_to_its_results(tmp_path):
     assert status["job"] == "passed" and status["kernel"] == "passed"
     assert status["mender-artifact"] == "failed"
     by = {s["name"]: s for s in data["steps"]}
-    assert "mender show-artifact" in by["mender-artifact"]["serial"]  # its own log lines
+    assert "mender --log-level error show-artifact" in by["mender-artifact"]["serial"]  # its own log lines
     assert "uname -sr" not in by["mender-artifact"]["serial"]
     assert "uname -sr" in by["kernel"]["serial"]
     assert "box login: root" in by["job"]["serial"]
@@ -124,3 +124,26 @@ def test_an_incomplete_lava_job_fails_and_a_bad_token_is_one_line(tmp_path):
     r = run_cli("test", "products/demo.yml", "--board", "raspberrypi4-64", "--lava", "ftp://x",
                 "--image-url", "https://images.example.invalid/a.img", cwd=ROOT)
     assert r.returncode == 2 and "not an http(s) URL" in r.stderr
+
+
+def test_lava_run_of_the_deploy_outputs_leaves_its_report_for_the_release_gate(tmp_path):
+    from buildctl.devtest import report
+
+    bdir = tmp_path / "out" / "raspberrypi4-64-release"
+    image = bdir / "deploy" / "core-image-minimal-raspberrypi4-64.sdimg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"an sdimg the lab fetches\n")
+    with LavaServer("s3cret") as server:
+        r = run_cli("test", "products/demo.yml", "--board", "raspberrypi4-64", "--lava", server.url,
+                    "--out", str(tmp_path / "out"), "--image-url", "http://files.example.invalid/ci/",
+                    "--lava-token", "env:LAVA_TEST_TOKEN", "--lava-poll", "0.05", cwd=ROOT,
+                    env={"LAVA_TEST_TOKEN": "s3cret"})
+        definition = yaml.safe_load(server.jobs[100]["definition"])
+    assert r.returncode == 1, r.stderr  # the lab's shell has no Mender client
+    # a base URL ending in "/" is where the out dir is served: the lab fetches this image
+    deploy = next(a["deploy"] for a in definition["actions"] if "deploy" in a)
+    assert ("http://files.example.invalid/ci/raspberrypi4-64-release/deploy/"
+            "core-image-minimal-raspberrypi4-64.sdimg") in json.dumps(deploy)
+    rep = json.loads((bdir / report.REPORT_NAME).read_text())
+    assert rep["runner"] == "lava" and rep["facts"]["image_sha256"] == report.sha256_file(image)
+    assert report.tested_verdict(bdir, image) == "failed"

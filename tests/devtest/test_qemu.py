@@ -112,12 +112,14 @@ def test_cli_reports_each_step_as_json_and_junit(kernel, initrd, tmp_path):
     assert data == json.loads(rep.read_text())
     status = {s["name"]: s["status"] for s in data["steps"]}
     assert status == {"boot": "passed", "login": "passed", "kernel": "passed",
-                      "mender-artifact": "failed", "services": "failed"}
+                      "mender-artifact": "failed", "services": "failed", "ota-update": "skipped"}
+    ota = next(s for s in data["steps"] if s["name"] == "ota-update")
+    assert ota["message"].startswith("no .mender to install")  # a kernel boot has no artifact
     assert data["verdict"] == "failed" and data["board"] == "qemux86-64"
     mender = next(s for s in data["steps"] if s["name"] == "mender-artifact")
     assert "mender: not found" in mender["serial"]
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "2", "1")
     case = suite.find("testcase[@name='mender-artifact']")
     assert case.find("failure") is not None
     assert "mender: not found" in case.find("system-out").text
@@ -162,9 +164,31 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2 and "nope: no such file" in r.stderr
     junk = tmp_path / "vmlinuz"
     junk.write_text("not a kernel\n")
+    for artifact, message in ((tmp_path / "nope.mender", "nope.mender: no such file"),
+                              (junk, "vmlinuz: artifact: truncated")):
+        r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(junk),
+                    "--ota-artifact", str(artifact), cwd=ROOT)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("test", "products/demo.yml", "--board", "qemux86-64", "--kernel", str(junk),
                 "--accel", "tcg", cwd=ROOT)
     assert r.returncode == 1 and r.stderr == ""  # QEMU started: its refusal is the boot's result
     assert "failed  boot the VM stopped before the login prompt" in r.stdout
     assert "qemu: invalid kernel header" in r.stdout and "waiting for connection" not in r.stdout
     assert list(tmp_path.rglob("*.json")) == []
+
+
+def test_qemuarm64_boots_its_arm64_kernel_and_runs_the_checks(arm64_boot):
+    kernel, initrd = arm64_boot
+    r = run_cli("test", "products/demo.yml", "--board", "qemuarm64", "--kernel", str(kernel),
+                "--initrd", str(initrd), "--accel", "tcg", "--boot-timeout", "120", "--json", cwd=ROOT)
+    assert r.returncode == 1, r.stderr  # booted; the fixture has no Mender client, no systemd
+    data = json.loads(r.stdout)
+    by = {s["name"]: s for s in data["steps"]}
+    assert [by[n]["status"] for n in ("boot", "login", "kernel")] == ["passed"] * 3
+    # the guest runs the arm64 kernel it was given, on an emulated Cortex-A57 (virt machine)
+    assert by["kernel"]["output"] == "Linux " + kernel.name.removeprefix("vmlinuz-")
+    assert by["kernel"]["output"].endswith("-arm64")
+    cmd = data["facts"]["command"]
+    assert cmd[0] == "qemu-system-aarch64" and cmd[cmd.index("-M") + 1] == "virt"
+    assert "console=ttyAMA0" in cmd[cmd.index("-append") + 1]
+    assert processes_using(initrd) == []

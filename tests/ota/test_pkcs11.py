@@ -159,13 +159,13 @@ def test_token_problems_are_one_line_and_write_nothing(tmp_path, hsm, unsigned, 
 def test_release_signed_by_the_token(tmp_path, hsm, keys):
     """mender.signing_key as a pkcs11: URI: the release's artifacts and its DSSE provenance
     are signed by the token and verify with the public key."""
-    from tests.release.helpers import deploy_for, release_product
+    from tests.release.helpers import deploy_for, device_tested, release_product
 
     prod = release_product(tmp_path)
     data = yaml.safe_load(prod.read_text())
     data["mender"]["signing_key"] = uri("ec-key")
     write_yaml(prod, data)
-    deploy_for(tmp_path, "qemux86-64")
+    device_tested(deploy_for(tmp_path, "qemux86-64").parent)
     r = run_cli("release", str(prod), "--json", cwd=tmp_path, env=hsm["env"])
     assert r.returncode == 0, r.stderr
     assert PIN not in r.stdout + r.stderr

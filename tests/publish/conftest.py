@@ -117,12 +117,12 @@ def bundle(tmp_path_factory) -> Path:
     """A verified two-board release bundle (demo 1.0), made by the real release pipeline."""
     from buildctl.release.api import ReleaseArgs, spec_from_product
     from buildctl.release.pipeline import run_release
-    from tests.release.helpers import deploy_for, release_product
+    from tests.release.helpers import deploy_for, device_tested, release_product
 
     tmp = tmp_path_factory.mktemp("bundle")
     prod = release_product(tmp, boards=("qemux86-64", "qemuarm64"))
     for b in ("qemux86-64", "qemuarm64"):
-        deploy_for(tmp, b)
+        device_tested(deploy_for(tmp, b).parent)
     spec = spec_from_product(ReleaseArgs(product=prod, build_out=tmp / "out" / "demo",
                                          out=tmp / "release"))
     return run_release(spec).bundle_dir

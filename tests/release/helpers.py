@@ -54,3 +54,21 @@ def deploy_for(root: Path, board: str, *, variant="release", fx: DeployFixture |
     deploy = (build_out or root / "out" / "demo") / f"{board}-{variant}" / "deploy"
     write_deploy(deploy, fx, mender_writer(artifact_name or f"demo-1.0-{board}", [board]))
     return deploy
+
+
+def device_tested(board_dir: Path, verdict: str = "passed") -> Path:
+    """The devtest-report.json `buildctl test` leaves in a board's output dir after booting
+    its deploy image (written with the report module, as the runner writes it): the release
+    gate's input for tests that are not about the device test itself."""
+    from buildctl.devtest import report
+
+    image = next(p for p in sorted((board_dir / "deploy").iterdir())
+                 if p.suffix in (".uefiimg", ".wic", ".sdimg", ".img"))
+    steps = [report.Step("boot", "passed"), report.Step("login", "passed"),
+             report.Step("kernel", "passed" if verdict == "passed" else "failed")]
+    run = report.Run(product="demo", board=board_dir.name.rsplit("-", 1)[0], runner="qemu",
+                     target={"image": str(image)}, steps=steps,
+                     facts={"image_sha256": report.sha256_file(image)})
+    path = board_dir / report.REPORT_NAME
+    report.write(run, json_path=path)
+    return path

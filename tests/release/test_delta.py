@@ -25,7 +25,7 @@ from tests.helpers import skips
 from tests.helpers.delta_device import MODULE, device, module_tree
 from tests.helpers.ext4_images import make_pair
 from tests.helpers.oe_deploy_fixture import DeployFixture, write_deploy
-from tests.release.helpers import release_product
+from tests.release.helpers import device_tested, release_product
 from tests.rollout.fleet import SANDBOX, client_root, make_device, userns_ok
 
 BOARD = "qemux86-64"
@@ -44,6 +44,7 @@ def _deploy(root: Path, build_out: Path, image: Path, name: str) -> None:
                        path, mtime=fx.source_date_epoch)
     fx = DeployFixture(machine=BOARD, image_types=("uefiimg", "mender"))
     write_deploy(build_out / DIR / "deploy", fx, write)
+    device_tested(build_out / DIR)  # the image passed `buildctl test`: releasable
 
 
 def _set_version(prod: Path, version: str) -> None:

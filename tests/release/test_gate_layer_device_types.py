@@ -10,7 +10,7 @@ from tests.compose.test_device_types import _fixture_mender
 from tests.conftest import run_cli
 from tests.helpers.oe_deploy_fixture import DeployFixture, write_deploy
 from tests.helpers.products import board_data, write_yaml
-from tests.release.helpers import mender_writer, release_product
+from tests.release.helpers import device_tested, mender_writer, release_product
 
 
 def _product(tmp_path, with_layer: bool):
@@ -31,8 +31,9 @@ def _product(tmp_path, with_layer: bool):
 
 def _deploy(tmp_path, device_type: str, name="demo-1.0-qemuarm64") -> None:
     fx = DeployFixture(machine="qemuarm64", image_types=("uefiimg", "mender"))
-    write_deploy(tmp_path / "out" / "demo" / "qemuarm64-release" / "deploy", fx,
-                 mender_writer(name, [device_type]))
+    board_dir = tmp_path / "out" / "demo" / "qemuarm64-release"
+    write_deploy(board_dir / "deploy", fx, mender_writer(name, [device_type]))
+    device_tested(board_dir)  # the image passed `buildctl test`: only the gate is in question
 
 
 def _release(tmp_path, path):

@@ -13,7 +13,7 @@ from buildctl.release.pipeline import run_release
 from buildctl.release.verify import verify_bundle
 from tests.conftest import run_cli
 from tests.helpers.oe_deploy_fixture import Cve, DeployFixture, default_packages
-from tests.release.helpers import deploy_for, make_key, release_product
+from tests.release.helpers import deploy_for, device_tested, make_key, release_product
 
 
 def bundle_files(root: Path) -> dict[str, bytes]:
@@ -23,7 +23,7 @@ def bundle_files(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def product(tmp_path):
     prod = release_product(tmp_path)
-    deploy_for(tmp_path, "qemux86-64")
+    device_tested(deploy_for(tmp_path, "qemux86-64").parent)  # `buildctl test` passed
     return prod
 
 
@@ -46,7 +46,7 @@ def test_cli_release_then_verify(tmp_path, product):
         "core-image-minimal-qemux86-64.rootfs.manifest",
         "core-image-minimal-qemux86-64.rootfs.spdx.tar.zst",
         "core-image-minimal-qemux86-64.rootfs.json", "sbom.spdx.json", "sbom.spdx3.json",
-        "sbom.cdx.json", "vex.cdx.json", "cves.json"])
+        "sbom.cdx.json", "vex.cdx.json", "cves.json", "devtest-report.json"])
     # links were followed: real bytes, not symlinks
     assert not any(p.is_symlink() for p in board.iterdir())
     rel = json.loads((bundle / "release.json").read_text())
@@ -56,6 +56,9 @@ def test_cli_release_then_verify(tmp_path, product):
     assert kinds["core-image-minimal-qemux86-64.rootfs.mender"] == "mender"
     assert kinds["sbom.cdx.json"] == "sbom-cyclonedx-1.6"
     assert rel["boards"][0]["gate"]["verdict"] == "pass"
+    assert rel["boards"][0]["test"] == {"verdict": "passed",
+                                        "report": "qemux86-64-release/devtest-report.json"}
+    assert kinds["devtest-report.json"] == "devtest-report"
     assert rel["boards"][0]["cves"]["unpatched"] == {"busybox": ["CVE-2023-42366"]}
     sums = (bundle / "SHA256SUMS").read_text()
     assert "  release.json\n" in sums and "qemux86-64-release/sbom.spdx.json" in sums
@@ -193,10 +196,11 @@ def test_plain_kas_deploy_dir_of_a_wrynose_build(tmp_path):
                build_out=tmp_path / "elsewhere")
     shutil.move(tmp_path / "elsewhere/qemux86-64-release/deploy", kas_deploy)
     r = run_cli("release", str(prod), "--series", "wrynose", "--board", "qemux86-64",
-                "--deploy-dir", str(kas_deploy), "--json", cwd=tmp_path)
+                "--deploy-dir", str(kas_deploy), "--json", "--untested", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)["boards"][0]
     assert b["sbom"]["source"] == "spdx-3.0.1" and b["cves"]["source"] == "sbom-cve-check"
+    assert b["test"] == {"verdict": "untested", "report": None}
     bundle = Path(json.loads(r.stdout)["bundle"])
     assert verify_bundle(bundle).ok
     r = run_cli("release", str(prod), "--deploy-dir", str(kas_deploy), cwd=tmp_path)
@@ -205,7 +209,7 @@ def test_plain_kas_deploy_dir_of_a_wrynose_build(tmp_path):
 
 def test_diff_of_bundles_that_differ_in_one_package(tmp_path):
     prod = release_product(tmp_path)
-    deploy_for(tmp_path, "qemux86-64")
+    device_tested(deploy_for(tmp_path, "qemux86-64").parent)
     a = release(tmp_path, prod, "a")
     pkgs = default_packages()
     for p in pkgs:
@@ -213,8 +217,8 @@ def test_diff_of_bundles_that_differ_in_one_package(tmp_path):
             p.version = "1.3.2"
             p.cves = (Cve("CVE-2099-0001", "Unpatched", "7.5"),)
     shutil.rmtree(tmp_path / "out")
-    deploy_for(tmp_path, "qemux86-64", fx=DeployFixture(packages=pkgs,
-                                                        image_types=("uefiimg", "mender")))
+    device_tested(deploy_for(tmp_path, "qemux86-64", fx=DeployFixture(
+        packages=pkgs, image_types=("uefiimg", "mender"))).parent)
     b = release(tmp_path, prod, "b")
     r = run_cli("release", "diff", str(a), str(b), "--json")
     assert r.returncode == 0, r.stderr
@@ -242,7 +246,7 @@ def test_manifest_cve_policy(tmp_path):
     from buildctl.release.errors import ReleaseError
     from tests.helpers.products import write_yaml
     prod = release_product(tmp_path)
-    deploy_for(tmp_path, "qemux86-64")
+    device_tested(deploy_for(tmp_path, "qemux86-64").parent)
     data = yaml.safe_load(prod.read_text())
     data["sbom"]["cve_policy"] = {"max_cvss": 5.0}
     write_yaml(prod, data)

@@ -97,7 +97,7 @@ def make_bundle(tmp: Path, board: str = "qemux86-64", *, version: str = "1.0",
     from buildctl.release.pipeline import run_release
     from tests.helpers.oe_deploy_fixture import DeployFixture, write_deploy
     from tests.helpers.products import write_yaml
-    from tests.release.helpers import release_product
+    from tests.release.helpers import device_tested, release_product
 
     prod = release_product(tmp, boards=(board,))
     data = yaml.safe_load(prod.read_text())
@@ -110,6 +110,7 @@ def make_bundle(tmp: Path, board: str = "qemux86-64", *, version: str = "1.0",
     fx = DeployFixture(machine=board, image_types=("uefiimg", "mender"))
     deploy = tmp / "out" / "demo" / f"{board}-release" / "deploy"
     write_deploy(deploy, fx, module_writer(f"demo-{version}-{board}", [board], **kw))
+    device_tested(deploy.parent)
     spec = spec_from_product(ReleaseArgs(product=prod, build_out=tmp / "out" / "demo",
                                          out=tmp / "release"))
     return run_release(spec).bundle_dir

@@ -34,12 +34,15 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from buildctl.builder.clean import clean
-    from buildctl.errors import EXIT_PROBLEMS
+    from buildctl.errors import EXIT_PROBLEMS, UserError
     from buildctl.manifest import load_product
 
     product = load_product(args.product)
     boards = product.select_boards(args.board)
     out = (args.out or Path.cwd() / "out" / args.product.stem)
+    if out.exists() and not out.is_dir():  # a mistyped --out: not "freed 0 bytes"
+        raise UserError(f"--out {out}: exists and is not a directory (the build's output "
+                        "directory)")
     dirs = [out / f"{b.name}-{v}" for b in boards for v in sorted(product.variants)]
     items = clean(dirs, everything=args.all, dry_run=args.dry_run)
     total = sum(i.bytes for i in items)

@@ -563,6 +563,41 @@ case("diff-directories", ["diff", "keys", "machines"], USAGE,
      r"diff: keys is a directory, not a manifest or a lock file")
 case("diff-alias-bomb", ["diff", P, "evil.yml"], USAGE, r"evil\.yml:\d+: document expands",
      files={"evil.yml": alias_bomb()})
+case("diff-deep-product", ["diff", P, "evil.yml"], USAGE,
+     r"evil\.yml:1: nested more than 64 levels", files={"evil.yml": deep_seq()})
+case("diff-deep-lock", ["diff", "a.lock.yml", "evil.yml"], USAGE,
+     r"evil\.yml:2: nested more than 64 levels",
+     files={"a.lock.yml": "overrides: {repos: {}}\n",
+            "evil.yml": "overrides:\n  repos: " + "[" * 5000 + "]" * 5000 + "\n"})
+case("diff-binary-lock", ["diff", "a.lock.yml", "signed.mender"], USAGE,
+     r"signed\.mender: binary file", files={"a.lock.yml": "overrides: {repos: {}}\n"})
+
+
+def _git_world(change: dict[str, str] | None = None) -> Callable[[Path], None]:
+    """prepare: the case's manifests committed in a git repository (then changed, committed)."""
+    def prepare(d: Path) -> None:
+        import os
+        import subprocess
+        env = dict(os.environ, GIT_AUTHOR_NAME="h", GIT_AUTHOR_EMAIL="h@h.invalid",
+                   GIT_COMMITTER_NAME="h", GIT_COMMITTER_EMAIL="h@h.invalid")
+        steps = [["init", "-q"], ["add", "products", "machines"], ["commit", "-qm", "a"]]
+        for i, args in enumerate(steps + ([["commit", "-qam", "b"]] if change else [])):
+            if i == len(steps) and change:
+                for rel, text in change.items():
+                    (d / rel).write_text(text)
+            subprocess.run(["git", *args], cwd=d, env=env, check=True, capture_output=True)
+    return prepare
+
+
+case("diff-revision-unknown", ["diff", "nosuchrev", "HEAD", "--product", P], USAGE,
+     r"diff: nosuchrev is not a revision of", prepare=_git_world())
+case("diff-revision-too-far-back", ["diff", "HEAD~5", "HEAD", "--product", P], USAGE,
+     r"diff: HEAD~5 is not a revision of", prepare=_git_world())
+case("diff-revision-option", ["diff", "--product", P, "--", "--output=x", "HEAD"], USAGE,
+     r"diff: '--output=x' is not a git revision", prepare=_git_world())
+case("diff-revision-deep-product", ["diff", "HEAD~1", "HEAD", "--product", P], USAGE,
+     r"HEAD:products/demo\.yml:1: nested more than 64 levels",
+     prepare=_git_world({P: deep_seq()}))
 
 # cache prune: absurd windows are refused before the cache is locked (nothing written in it)
 case("prune-keep-builds-negative", ["cache", "prune", "machines", "--keep-builds", "-5"], USAGE,

@@ -8,6 +8,7 @@ unsigned.mender, rootfs.ext4, keys/{priv,pub}.pem. ``files`` are written into th
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -706,6 +707,26 @@ case("dump-files-is-file", ["artifact", "dump", "ext4.mender", "--files", "rootf
      r"--files rootfs\.ext4: exists and is not a directory")
 case("dump-files-under-file", ["artifact", "dump", "ext4.mender", "--files", "rootfs.ext4/x"],
      USAGE, r"rootfs\.ext4/x: Not a directory")
+
+
+
+def _fifo(d: Path) -> None:
+    os.mkfifo(d / "fifo")
+
+
+# outputs that are devices or FIFOs: a rename onto them replaced them with a file (as root,
+# `-o /dev/null` replaced /dev/null); a FIFO in the case directory stands for them
+case("cp-out-onto-fifo", ["artifact", "cp", "ext4.mender:/etc/hostname", "fifo"], USAGE,
+     r"artifact cp: fifo: is a FIFO; cp writes a file", prepare=_fifo)
+case("cp-out-unwritable-dir", ["artifact", "cp", "ext4.mender:/etc/hostname",
+     "/proc/buildctl-hostile.txt"], USAGE, r"artifact cp: /proc/buildctl-hostile\.txt: cannot write")
+case("write-out-onto-fifo", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o", "fifo"], USAGE,
+     r"cannot write fifo: it is a FIFO, not a file", prepare=_fifo)
+case("write-bootstrap-onto-fifo", ["artifact", "write", "bootstrap-artifact", "-n", "x", "-c",
+     "d", "-o", "fifo"], USAGE, r"cannot write fifo: it is a FIFO", prepare=_fifo)
+case("sign-out-onto-fifo", ["artifact", "sign", "unsigned.mender", "-k", "keys/priv.pem", "-o",
+     "fifo"], USAGE, r"cannot write fifo: it is a FIFO, not a file", prepare=_fifo)
+case("repos-empty-command", ["repos", P, "--offline", "--", ""], USAGE, r"no command given")
 
 # -c/--compatible-types and pkcs11: keys on the command line
 CW = ["artifact", "write", "rootfs-image", "-f", "rootfs.ext4", "-n", "x", "-o", "o.mender"]

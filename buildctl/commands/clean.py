@@ -5,8 +5,8 @@
 By default each board's BitBake TMPDIR (`<out>/<board>-<variant>/work/build/tmp`: workdirs,
 sysroots, unpacked sources) for every variant of the product; with --all the whole board
 directories (checkouts, logs, collected deploy outputs, reports). A board directory that a
-running build uses is skipped with a line naming the build (exit 1). The shared sstate cache
-and downloads are left alone: see `buildctl cache prune`.
+running build uses, or that is a symbolic link, is skipped with a line saying why (exit 1).
+The shared sstate cache and downloads are left alone: see `buildctl cache prune`.
 """
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def run(args) -> int:
                 print(f"{'would remove' if args.dry_run else 'removed'} {p}")
         print(f"{product.name}: {verb} {total} bytes ({_human(total)}) in "
               f"{sum(1 for i in items if i.paths)} board directories"
-              + (f", {len(skipped)} skipped (in use)" if skipped else ""))
+              + (f", {len(skipped)} skipped" + (" (in use)" if any("in use" in i.skipped
+                                                               for i in skipped) else "")
+                 if skipped else ""))
     return EXIT_PROBLEMS if skipped else 0
 
 

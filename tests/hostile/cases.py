@@ -558,6 +558,31 @@ case("clean-product-missing", ["clean", "nope.yml"], USAGE, r"nope\.yml: file no
 case("clean-product-is-dir", ["clean", "products"], USAGE, r"products: is a directory")
 case("clean-out-is-file", ["clean", P, "--out", "rootfs.ext4"], USAGE,
      r"--out rootfs\.ext4: exists and is not a directory")
+
+
+def _board_link(sub: str = "") -> Callable[[Path], None]:
+    """prepare: the first board directory (or its work/) is a link out of the output dir."""
+    def prepare(d: Path) -> None:
+        (d / "outside" / "build" / "tmp").mkdir(parents=True)
+        (d / "outside" / "build" / "tmp" / "precious").write_text("not the build's\n")
+        board = d / "out" / "demo" / "qemux86-64-release"
+        link = board / sub if sub else board
+        link.parent.mkdir(parents=True)
+        link.symlink_to(d / "outside")
+    return prepare
+
+
+# a board directory, or its work/, linked out of the output directory: clean removed (or, with
+# --all, crashed on) what the link points to and wrote its lock file there
+case("clean-board-dir-is-link", ["clean", P], PROBLEMS,
+     r"qemux86-64-release: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link())
+case("clean-all-board-dir-is-link", ["clean", P, "--all"], PROBLEMS,
+     r"qemux86-64-release: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link())
+case("clean-work-is-link", ["clean", P], PROBLEMS,
+     r"qemux86-64-release/work: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link("work"))
 case("diff-unknown-revisions", ["diff", "nosuchrev", "HEAD", "--product", P], USAGE,
      r"nosuchrev is not a revision|not in a git repository")
 case("diff-directories", ["diff", "keys", "machines"], USAGE,

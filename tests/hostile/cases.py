@@ -553,6 +553,7 @@ case("repos-out-is-file", ["repos", P, "--out", "rootfs.ext4", "--", "true"], US
      r"rootfs\.ext4/repos: Not a directory")
 case("repos-product-binary", ["repos", "evil.yml", "--", "true"], USAGE, r"evil\.yml: binary",
      files={"evil.yml": BINARY})
+
 case("clean-product-binary", ["clean", "signed.mender"], USAGE, r"signed\.mender: binary file")
 case("clean-product-missing", ["clean", "nope.yml"], USAGE, r"nope\.yml: file not found")
 case("clean-product-is-dir", ["clean", "products"], USAGE, r"products: is a directory")

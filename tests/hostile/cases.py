@@ -678,6 +678,47 @@ case("apps-no-board", ["release", "apps", P, "--feed", "keys"], USAGE, r"--board
 case("apps-option-elsewhere", ["release", "verify", "keys", "--package", "x"], USAGE,
      r"--package is an option of `release apps`")
 
+
+
+def _feed(files: dict[str, bytes | None]) -> Callable[[Path], None]:
+    """prepare: the product has the application package hello; deploy/ is a DEPLOY_DIR with
+    files (None: a directory) under it."""
+    def prepare(d: Path) -> None:
+        edit(P, setter(packages=["hello"]))(d)
+        for rel, content in files.items():
+            p = d / "deploy" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.mkdir() if content is None else p.write_bytes(content)
+    return prepare
+
+
+A = ["release", "apps", P, "-b", "qemux86-64", "--feed", "deploy", "--out", "ao"]
+IPK = "ipk/core2-64/hello_1.0-r0_core2-64.ipk"
+# a file named like a package became an artifact whatever it held; a failed run left empty
+# directories under --out
+case("apps-garbage-ipk", A, USAGE, r"hello_1\.0-r0_core2-64\.ipk: not an ipk package",
+     prepare=_feed({IPK: BINARY}))
+case("apps-empty-ipk", A, USAGE, r"hello_1\.0-r0_core2-64\.ipk: an empty file",
+     prepare=_feed({IPK: b""}))
+case("apps-garbage-deb", A, USAGE, r"hello_1\.0-r0_amd64\.deb: not a deb package",
+     prepare=_feed({"deb/core2-64/hello_1.0-r0_amd64.deb": b"<html>404</html>"}))
+case("apps-garbage-rpm", A, USAGE, r"hello-1\.0-r0\.core2_64\.rpm: not an rpm package",
+     prepare=_feed({"rpm/core2-64/hello-1.0-r0.core2_64.rpm": BINARY}))
+case("apps-package-is-dir", A, USAGE, r"package hello is not in the feed deploy/ipk",
+     prepare=_feed({IPK: None}))
+case("apps-version-newline", A, USAGE, r"artifact name '.*hello-1\.0\\n-r0' must be 1-256",
+     prepare=_feed({"ipk/core2-64/hello_1.0\n-r0_core2-64.ipk": b"!<arch>\n"}))
+case("apps-two-feeds", A, USAGE, r"deploy holds ipk and deb feeds: say which one",
+     prepare=_feed({IPK: b"!<arch>\n", "deb/a/hello_1.0-r0_a.deb": b"!<arch>\n"}))
+case("apps-bundle-garbage", [*A, "--bundle", "bundle-2.0"], USAGE,
+     r"--bundle: bundle-2\.0/qemux86-64-release/demo\.mender: artifact: tar header",
+     prepare=lambda d: (_feed({IPK: b"!<arch>\n"})(d),
+                        (d / NEW_MENDER).write_bytes(BINARY)))
+case("apps-packages-not-a-list", ["validate", P], USAGE, r"demo\.yml:\d+: packages: must be an array",
+     prepare=edit(P, setter(packages=5)))
+case("apps-package-name-traversal", ["validate", P], USAGE, r"demo\.yml:\d+: packages\[0\]",
+     prepare=edit(P, setter(packages=["../x"])))
+
 # artifact cat / cp / dump (ext4[-signed].mender: a real ext4 payload; signed.mender: not ext4)
 case("cat-path-escapes", ["artifact", "cat", "ext4.mender:/etc/../../etc/passwd"], USAGE,
      r"unsupported characters or '\.\.' in the path inside the artifact")

@@ -117,6 +117,9 @@ def open_bundle(path: Path, what: str) -> Bundle:
                             "of the bundle")
         menders = [f["path"] for f in files if f.get("kind") == "mender"
                    and isinstance(f.get("path"), str) and f["path"].split("/", 1)[0] == d]
+        if any(".." in m.split("/") for m in menders):  # read from inside the bundle only
+            raise UserError(f"{meta}: board {b['board']}: a .mender path with '..' in it, "
+                            "not a file of the bundle")
         if len(menders) != 1:
             raise UserError(f"{meta}: board {b.get('board')}: {len(menders)} full .mender "
                             f"artifacts listed, expected 1")

@@ -666,6 +666,9 @@ case("delta-release-json-deep", D, USAGE, r"bundle-2\.0/release\.json: cannot re
 case("delta-board-dir-escapes", D, USAGE, r"release\.json: board qemux86-64: dir '\.\.' is not",
      prepare=_json_edit("bundle-2.0/release.json", lambda r: (
          r["boards"][0].update(dir=".."), r["files"][0].update(path="../unsigned.mender"))))
+case("delta-mender-path-escapes", D, USAGE, r"release\.json: board qemux86-64: a \.mender "
+     r"path with '\.\.' in it", prepare=_json_edit("bundle-2.0/release.json", lambda r: r[
+         "files"][0].update(path="qemux86-64-release/../../unsigned.mender")))
 case("delta-out-is-file", [*D[:-1], "rootfs.ext4"], USAGE,
      r"--out rootfs\.ext4: exists and is not a directory")
 case("delta-only-from", ["release", "delta", "--from", "bundle-1.0"], USAGE,

@@ -3,7 +3,9 @@ without a traceback and without writing anything (the table is data; test_hostil
 
 ``argv`` runs in a copy of the world (tests/hostile/world.py): products/demo.yml (boards
 qemux86-64 and qemuarm64), machines/, repos/poky (git), kas/board.yml, signed.mender,
-unsigned.mender, rootfs.ext4, keys/{priv,pub}.pem. ``files`` are written into the copy first,
+unsigned.mender, rootfs.ext4 (not a real filesystem), keys/{priv,pub}.pem, ext4.mender and
+ext4-signed.mender (a real ext4 payload: /etc/hostname, /etc/empty/), bundle-1.0 and
+bundle-2.0 (release bundles of board qemux86-64, as `release delta` reads them). ``files`` are written into the copy first,
 ``prepare(d)`` may change it further, ``{d}`` in argv is the copy's absolute path.
 """
 from __future__ import annotations

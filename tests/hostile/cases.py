@@ -537,6 +537,12 @@ case("shell-product-binary", ["shell", "evil.yml", "-b", "qemux86-64", "-c", "tr
      r"evil\.yml: binary file", files={"evil.yml": BINARY})
 case("shell-product-missing", ["shell", "nope.yml", "-b", "qemux86-64", "-c", "true"], USAGE,
      r"nope\.yml: no such file")
+case("shell-image-newline", ["shell", P, "-b", "qemux86-64", "-c", "true", "--image",
+     "builder\nx"], USAGE, r"--image: 'builder\\nx' is not an image reference")
+case("getvar-image-space", ["getvar", P, "-b", "qemux86-64", "MACHINE", "--image",
+     "builder --privileged"], USAGE, r"--image: 'builder --privileged' is not an image reference")
+case("build-image-newline", ["build", P, "--dry-run", "--image", "a\nb"], USAGE,
+     r"--image: 'a\\nb' is not an image reference")
 case("getvar-name-space", ["getvar", P, "-b", "qemux86-64", "FOO BAR"], USAGE,
      r"VAR: 'FOO BAR' is not a BitBake variable name")
 case("getvar-name-newline", ["getvar", P, "-b", "qemux86-64", "FOO\nBAR"], USAGE,

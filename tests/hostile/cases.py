@@ -683,6 +683,9 @@ case("delta-only-from", ["release", "delta", "--from", "bundle-1.0"], USAGE,
      r"give both --from OLD_BUNDLE and --to NEW_BUNDLE")
 case("delta-from-not-a-bundle", ["release", P, "--delta-from", "keys", "--deploy-dir", "keys",
      "-b", "qemux86-64", "--out", "rel"], USAGE, r"--delta-from keys: no release\.json")
+case("delta-from-same-version", ["release", P, "--delta-from", "bundle-1.0", "--deploy-dir",
+     "keys", "-b", "qemux86-64", "--out", "rel"], USAGE,
+     r"--delta-from bundle-1\.0: is version 1\.0, the one being released")
 case("apps-feed-is-file", ["release", "apps", P, "-b", "qemux86-64", "--feed", "rootfs.ext4",
      "--out", "ao"], USAGE, r"no package feed in rootfs\.ext4")
 case("apps-no-board", ["release", "apps", P, "--feed", "keys"], USAGE, r"--board")

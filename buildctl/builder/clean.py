@@ -8,7 +8,8 @@ aside for another image or series); ``everything`` removes the whole board direc
 are `cache prune`'s business, never touched here.
 
 A board directory a running build holds (builder/inuse.py) is skipped with a line naming the
-build; the others are cleaned.
+build; so is one that is (or whose work/ or work/build/ is) a symbolic link: clean removes
+what is under the output directory, never what a link points to. The others are cleaned.
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class CleanItem:
 
 def tree_bytes(p: Path) -> int:
     """Bytes on disk under p (hard-linked files once, as du counts them)."""
+    if p.is_symlink() or not p.is_dir():  # a link is removed, not what it points to
+        try:
+            return os.lstat(p).st_blocks * 512
+        except FileNotFoundError:
+            return 0
     seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, dirs, files in os.walk(p):
@@ -47,6 +53,16 @@ def tree_bytes(p: Path) -> int:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_blocks * 512
     return total
+
+
+def outside(board_dir: Path) -> str:
+    """Why the board directory, or the directories clean looks in, are not where they seem:
+    a symbolic link out of the output directory is never followed (clean removes what is
+    under the output directory, nothing a link points to)."""
+    for p in (board_dir, board_dir / "work", board_dir / "work" / "build"):
+        if p.is_symlink():
+            return f"{p}: a symbolic link (to {os.readlink(p)}); clean does not follow it"
+    return ""
 
 
 def targets(board_dir: Path, everything: bool) -> list[Path]:
@@ -65,6 +81,9 @@ def clean(board_dirs: list[Path], *, everything: bool = False,
     for d in board_dirs:
         item = CleanItem(str(d))
         items.append(item)
+        if (why := outside(d)):  # before the lock file is written through the link
+            item.skipped = why
+            continue
         if not d.is_dir():
             continue
         try:
@@ -86,6 +105,9 @@ def _remove(t: Path, board_dir: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
         os.replace(t, aside)  # the lock file goes with it: nobody can be holding it now
         shutil.rmtree(aside)
+        return
+    if t.is_symlink() or not t.is_dir():  # the link or file itself, never its target
+        t.unlink()
         return
     aside = t.with_name(f"{t.name}.cleaning")
     shutil.rmtree(aside, ignore_errors=True)

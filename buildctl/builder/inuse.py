@@ -173,6 +173,15 @@ def record(cache_dir: Path, entry: dict, owner: tuple[int, int] | None = None) -
         os.lchown(path, *owner)
 
 
+def _when(text: str) -> bool:
+    """Whether a ledger time can be read (an entry whose time cannot is skipped too)."""
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def builds(cache_dir: Path) -> list[dict]:
     """The builds the ledger names, oldest first (lines that cannot be read are skipped: a
     ledger is a record, not an input the user wrote)."""
@@ -183,8 +192,8 @@ def builds(cache_dir: Path) -> list[dict]:
     for line in path.read_text(errors="replace").splitlines():
         try:
             e = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(e, dict) and isinstance(e.get("started"), str):
+        if isinstance(e, dict) and isinstance(e.get("started"), str) and _when(e["started"]):
             out.append(e)
     return sorted(out, key=lambda e: e["started"])

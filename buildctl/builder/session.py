@@ -32,6 +32,7 @@ from buildctl.manifest.bitbake_vars import secret_variables
 
 REDACTED = "<redacted>"
 _VAR = "[A-Za-z0-9_][A-Za-z0-9_\\-]*"
+_RECIPE = "(virtual/)?[A-Za-z0-9][A-Za-z0-9._+-]{0,199}"  # a PN, or a virtual/ provider
 
 
 @dataclass
@@ -170,4 +171,11 @@ def check_names(names: list[str]) -> list[str]:
         if not re.fullmatch(_VAR, n):
             raise UserError(f"VAR: {n!r} is not a BitBake variable name")
     return names
+
+
+def check_recipe(recipe: str | None) -> str | None:
+    """--recipe is a recipe (PN) or a provider name, never a path or an option of bitbake."""
+    if recipe is not None and not re.fullmatch(_RECIPE, recipe):
+        raise UserError(f"--recipe: {recipe!r} is not a recipe name")
+    return recipe
 

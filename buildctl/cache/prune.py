@@ -112,8 +112,9 @@ def cutoff(root: Path, older_than_days: float | None, keep_builds: int | None,
     """Objects whose last use is before the returned time go."""
     if older_than_days is None and keep_builds is None:
         raise UserError("cache prune: give --older-than DAYS and/or --keep-builds N")
-    if older_than_days is not None and older_than_days <= 0:
-        raise UserError("--older-than: must be more than 0 days")
+    if older_than_days is not None and not 0 < older_than_days < 1e6:  # nan and inf too
+        raise UserError(f"--older-than: {older_than_days:g} is not a number of days "
+                        "(more than 0, less than a million)")
     if keep_builds is not None and keep_builds < 1:
         raise UserError("--keep-builds: must be at least 1")
     limits = []

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from buildctl.commands._common import add_json_flag, console, print_json
 from buildctl.errors import EXIT_PROBLEMS, UserError
+from buildctl.fsutil import special_file
 from buildctl.ota.mender import (ArtifactError, ArtifactSpec, Compression, DataSource, Limits,
                                  bootstrap_payload, load_private_key, load_public_key,
                                  module_payload, read_artifact, rootfs_payload, sign_artifact,
@@ -446,8 +447,14 @@ def cmd_dump(args) -> int:
 
 
 def _bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=".tmp")
+    if (what := special_file(path)) is not None:
+        raise UserError(f"artifact cp: {path}: is {what}; cp writes a file (use artifact cat "
+                        "to write to a stream)")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                                   prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # named as the user named it, not as the temporary file
+        raise UserError(f"artifact cp: {path}: cannot write ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

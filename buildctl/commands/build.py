@@ -50,6 +50,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from buildctl.builder.api import BuildArgs, build
+    from buildctl.builder.runtime import check_image
     from buildctl.errors import UserError
 
     if args.jobs < 1:
@@ -57,6 +58,7 @@ def run(args) -> int:
     if args.cpus is not None and args.cpus < 1:
         raise UserError("--cpus: must be at least 1")
     mode = "dry-run" if args.dry_run else "parse-only" if args.parse_only else "build"
+    check_image(args.image)  # before pre-flight, compose or any cache directory
     if not args.no_preflight:
         _preflight(args, signs=mode == "build")
     report = build(BuildArgs(product=args.product, boards=args.board, variant=args.variant,

@@ -5,8 +5,8 @@
 By default each board's BitBake TMPDIR (`<out>/<board>-<variant>/work/build/tmp`: workdirs,
 sysroots, unpacked sources) for every variant of the product; with --all the whole board
 directories (checkouts, logs, collected deploy outputs, reports). A board directory that a
-running build uses is skipped with a line naming the build (exit 1). The shared sstate cache
-and downloads are left alone: see `buildctl cache prune`.
+running build uses, or that is a symbolic link, is skipped with a line saying why (exit 1).
+The shared sstate cache and downloads are left alone: see `buildctl cache prune`.
 """
 from __future__ import annotations
 
@@ -34,12 +34,15 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from buildctl.builder.clean import clean
-    from buildctl.errors import EXIT_PROBLEMS
+    from buildctl.errors import EXIT_PROBLEMS, UserError
     from buildctl.manifest import load_product
 
     product = load_product(args.product)
     boards = product.select_boards(args.board)
     out = (args.out or Path.cwd() / "out" / args.product.stem)
+    if out.exists() and not out.is_dir():  # a mistyped --out: not "freed 0 bytes"
+        raise UserError(f"--out {out}: exists and is not a directory (the build's output "
+                        "directory)")
     dirs = [out / f"{b.name}-{v}" for b in boards for v in sorted(product.variants)]
     items = clean(dirs, everything=args.all, dry_run=args.dry_run)
     total = sum(i.bytes for i in items)
@@ -57,7 +60,9 @@ def run(args) -> int:
                 print(f"{'would remove' if args.dry_run else 'removed'} {p}")
         print(f"{product.name}: {verb} {total} bytes ({_human(total)}) in "
               f"{sum(1 for i in items if i.paths)} board directories"
-              + (f", {len(skipped)} skipped (in use)" if skipped else ""))
+              + (f", {len(skipped)} skipped" + (" (in use)" if any("in use" in i.skipped
+                                                               for i in skipped) else "")
+                 if skipped else ""))
     return EXIT_PROBLEMS if skipped else 0
 
 

@@ -31,9 +31,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from buildctl.builder.session import Session, check_names
+    from buildctl.builder.session import Session, check_names, check_recipe
 
     names = check_names(list(dict.fromkeys(args.variables)))
+    check_recipe(args.recipe)  # before the board directory and caches are made
     session = Session(session_args(args, [] if args.all_boards else list(dict.fromkeys(args.board))))
     results = [session.getvar(job, names, args.recipe) for job in session.jobs]
     target = session.opened.target

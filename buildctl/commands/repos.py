@@ -62,7 +62,7 @@ def run(args) -> int:
     from buildctl.pinned.pins import product_pins
 
     argv = args.cmd
-    if not argv:
+    if not argv or not argv[0].strip():  # `-- ""` too: not a command to run everywhere
         raise UserError("repos: no command given (buildctl repos PRODUCT -- CMD ...)")
     product = open_product(args)
     boards = product.select_boards(args.board)

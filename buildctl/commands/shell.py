@@ -27,10 +27,11 @@ def add_session_args(p) -> None:
 
 def session_args(args, boards: list[str]):
     from buildctl.builder.api import BuildArgs
+    from buildctl.builder.runtime import check_image
     from buildctl.commands._product import check_series
 
     return BuildArgs(product=args.product, boards=boards, variant=args.variant, mode="session",
-                     runtime=args.runtime, image=args.image, out=args.out,
+                     runtime=args.runtime, image=check_image(args.image), out=args.out,
                      series=check_series(args.series),
                      lock=args.lock, repo_ref_dir=repo_ref_dir(args),
                      cache_root=args.settings.cache_root)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from buildctl.errors import UserError
 from buildctl.layers.gitfs import git
 
 
@@ -23,6 +24,11 @@ def materialize(git_dir: Path, commit: str, dest: Path) -> Path:
     objects = objects if objects.is_absolute() else (git_dir / objects).resolve()
     if not (objects / "info").is_dir() and (git_dir / "objects").is_dir():
         objects = git_dir / "objects"
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        # a link would have the pin forced (checkout -f, clean -ffdx) onto whatever it points
+        # to, a user's work tree included; a file is not buildctl's either
+        raise UserError(f"{dest}: is {'a symbolic link' if dest.is_symlink() else 'a file'}, "
+                        "not a checkout of buildctl's (remove it, or choose another --out)")
     if not (dest / ".git").is_dir():
         if dest.exists():
             shutil.rmtree(dest)

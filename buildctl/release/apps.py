@@ -43,6 +43,13 @@ FORMATS: dict[str, tuple[str, str]] = {
     "deb": ("package_deb", ".deb"),
     "rpm": ("package_rpm", ".rpm"),
 }
+# what a package file starts with: ipk and deb are ar archives (opkg-build can also write a
+# gzipped tar ipk), rpm has its lead's magic
+MAGIC: dict[str, tuple[tuple[bytes, ...], str]] = {
+    "ipk": ((b"!<arch>\n", b"\x1f\x8b"), "an ipk package (an ar archive or a gzipped tar)"),
+    "deb": ((b"!<arch>\n",), "a deb package (an ar archive)"),
+    "rpm": ((b"\xed\xab\xee\xdb",), "an rpm package (no rpm lead)"),
+}
 # OE's package file names: <pkg>_<ver>_<arch>.ipk|deb (package names hold no "_": OE's
 # package QA allows [a-z0-9.+-] only), <pkg>-<ver>-<rel>.<arch>.rpm
 _DEBLIKE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9.+-]*)_(?P<version>[^_]+)_(?P<arch>[^_]+)$")
@@ -171,7 +178,9 @@ def image_version_from_bundle(bundle: Path, key: str, board: str,
     try:
         info = read_artifact(menders[0], public_key=pub)
     except ArtifactError as exc:
-        raise UserError(f"--bundle: {menders[0]}: {exc}") from None
+        text = str(exc)  # the reader's errors name the file already
+        raise UserError(f"--bundle: {text if str(menders[0]) in text else f'{menders[0]}: {text}'}"
+                        ) from None
     for p in info.payloads:
         if p.type == "rootfs-image" and "rootfs-image.version" in p.provides:
             return p.provides["rootfs-image.version"], list(info.device_types)
@@ -232,10 +241,14 @@ def write_board_apps(args: AppsArgs) -> list[BoardApps]:
             raise UserError(f"{board.path}: mender.device_types: {board.name} has none")
         plans.append((board, bkey, fmt, feed_dir, image_version, types, pkgs))
 
+    for _board, _bkey, fmt, _feed, _version, _types, pkgs in plans:
+        for p in pkgs:  # every board's packages checked before anything is written
+            check_package(p, fmt)
     key = load_private_key(key_ref, "mender.signing_key") if key_ref else None
     results = []
     for board, bkey, fmt, feed_dir, image_version, types, pkgs in plans:
         final = out_root / bkey
+        made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{bkey}.partial-", dir=final.parent))
         try:
@@ -255,9 +268,27 @@ def write_board_apps(args: AppsArgs) -> list[BoardApps]:
                 staging.replace(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            for p in made:  # the directories made for it, when still empty: not half-written
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
             raise
         results.append(res)
     return results
+
+
+def check_package(pkg: FeedPackage, fmt: str) -> None:
+    """A file named like a package must look like one: an empty or foreign file in the feed
+    would become an artifact every device fails to install."""
+    try:
+        with open(pkg.path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UserError(f"{pkg.path}: cannot read ({exc.strerror or exc})") from None
+    starts, what = MAGIC[fmt]
+    if not head.startswith(starts):
+        raise UserError(f"{pkg.path}: {'an empty file' if not head else 'not ' + what}")
 
 
 def _write_one(pkg: FeedPackage, fmt: str, image_version: str, types: list[str],

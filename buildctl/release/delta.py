@@ -100,6 +100,8 @@ def open_bundle(path: Path, what: str) -> Bundle:
         raise UserError(f"{what} {root}: no {B.RELEASE_JSON}, not a release bundle") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{meta}: cannot read ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{meta}: cannot read (nested too deeply)") from None
     if not isinstance(rel, dict) or not rel.get("product") or not rel.get("version"):
         raise UserError(f"{meta}: product/version: missing, not a release bundle")
     boards: dict[str, BundleBoard] = {}
@@ -110,8 +112,14 @@ def open_bundle(path: Path, what: str) -> Bundle:
         if not isinstance(b, dict) or not isinstance(b.get("board"), str):
             raise UserError(f"{meta}: boards: an entry without a board name")
         d = b.get("dir") or b["board"]
+        if not isinstance(d, str) or "/" in d or d in (".", ".."):  # deltas are written there
+            raise UserError(f"{meta}: board {b['board']}: dir {d!r} is not a directory name "
+                            "of the bundle")
         menders = [f["path"] for f in files if f.get("kind") == "mender"
                    and isinstance(f.get("path"), str) and f["path"].split("/", 1)[0] == d]
+        if any(".." in m.split("/") for m in menders):  # read from inside the bundle only
+            raise UserError(f"{meta}: board {b['board']}: a .mender path with '..' in it, "
+                            "not a file of the bundle")
         if len(menders) != 1:
             raise UserError(f"{meta}: board {b.get('board')}: {len(menders)} full .mender "
                             f"artifacts listed, expected 1")
@@ -329,6 +337,9 @@ def run_delta(run: DeltaRun, on_board=None) -> dict:
     """Every board's delta into a staging directory renamed to run.out when all succeeded."""
     old = open_bundle(run.old, "--from")
     new = open_bundle(run.new, "--to")
+    if old.root.resolve() == new.root.resolve() or old.version == new.version:
+        raise UserError(f"--from {old.root} and --to {new.root} are the same release "
+                        f"({new.product} {new.version}): a delta needs two versions")
     names = pair_boards(old, new, run.boards)
     key = load_private_key(run.signing_key, "--signing-key") if run.signing_key else None
     xdelta3()

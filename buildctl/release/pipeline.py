@@ -169,6 +169,9 @@ def check_delta_from(run: ReleaseSpec) -> None:
     if old.product != run.product:
         raise UserError(f"--delta-from {run.delta_from}: a bundle of product {old.product!r}, "
                         f"not {run.product!r}")
+    if old.version == run.version:  # the bundle being replaced: not a release devices run
+        raise UserError(f"--delta-from {run.delta_from}: is version {old.version}, the one being "
+                        "released: a delta needs an older release")
     for spec in run.boards:
         if not any(c == "mender" for c in spec.outputs.image_types):
             raise UserError(f"--delta-from: board {spec.board} makes no .mender artifact "

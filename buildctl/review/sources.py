@@ -8,12 +8,11 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 from buildctl.compose import lockfile
 from buildctl.compose.lockfile import Lock
 from buildctl.errors import UserError
 from buildctl.layers.gitfs import GitError, git
+from buildctl.manifest import yamlsrc
 from buildctl.manifest.model import Product
 
 PRODUCTS, LOCKS, REVISIONS = "products", "locks", "revisions"
@@ -29,10 +28,9 @@ class Side:
 
 
 def _kind(path: Path) -> str:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: not a YAML file ({str(exc).splitlines()[0]})") from None
+    # the bounded reader the manifests and locks are read with: a deep or exploding document
+    # is named here, not a RecursionError in a plain safe_load
+    data, _ = yamlsrc.load(path)
     return "lock" if isinstance(data, dict) and "overrides" in data else "product"
 
 
@@ -96,10 +94,7 @@ def _at_revision(product: Path, rev: str, dest: Path, series: str | None) -> Sid
     shown = git(top, "show", f"{commit}:{rel}", check=False)
     if shown.returncode != 0:
         raise UserError(f"diff: {rel} does not exist at {rev}")
-    try:
-        data = yaml.safe_load(shown.stdout) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{rel} at {rev}: not YAML ({str(exc).splitlines()[0]})") from None
+    data, _ = yamlsrc.loads(shown.stdout, Path(f"{rev}:{rel}"))  # bounded, as the manifests
     boards_dir = data.get("boards_dir", "../machines") if isinstance(data, dict) else "../machines"
     wanted = [str(rel.parent)]
     bdir = os.path.normpath(str(rel.parent / str(boards_dir)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -122,3 +123,20 @@ def test_a_build_refuses_to_start_while_a_prune_holds_the_cache(tmp_path):
             Build(req, rt, caches).run()
     assert rt.seen is None  # nothing ran
     assert not inuse.in_use(tmp_path / "out" / job.key) and not inuse.builds(caches.sstate_dir)
+
+
+def test_clean_removes_a_tmpdir_link_or_file_itself_never_what_it_points_to(world, tmp_path):
+    product, out, x86, arm = world
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "precious").mkdir(parents=True)
+    (elsewhere / "precious" / "data").write_text("keep me")
+    for d in (x86, arm):
+        shutil.rmtree(d / "work" / "build" / "tmp")
+    (x86 / "work" / "build" / "tmp").symlink_to(elsewhere)
+    (arm / "work" / "build" / "tmp").write_text("a file where TMPDIR was")
+    proc = run_cli("clean", str(product), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "precious" / "data").read_text() == "keep me"
+    for d in (x86, arm):
+        assert not os.path.lexists(d / "work" / "build" / "tmp")
+        assert not os.path.lexists(d / "work" / "build" / "tmp.cleaning")

@@ -53,6 +53,11 @@ def test_prune_bad_input(tmp_path):
     assert proc.returncode == 2 and "no such directory" in proc.stderr
     proc = run_cli("cache", "prune", str(tmp_path), "--older-than", "0")
     assert proc.returncode == 2 and "--older-than" in proc.stderr
+    for days in ("nan", "inf", "-1"):  # nan passed the "> 0" check and kept nothing safe
+        proc = run_cli("cache", "prune", str(tmp_path), "--older-than", days)
+        assert proc.returncode == 2 and f"--older-than: {days} is not a number of days" in \
+            proc.stderr
+        assert not any(tmp_path.iterdir())  # refused before the cache is locked
 
 
 # -- --keep-builds, downloads, and a running build -------------------------------------------
@@ -89,6 +94,21 @@ def test_keep_builds_keeps_what_the_last_builds_used(tmp_path):
     proc = run_cli("cache", "prune", str(root), "--keep-builds", "5")
     assert proc.returncode == 0 and "fewer than --keep-builds 5" in proc.stdout
     assert all(f.exists() for f in o5)
+
+
+def test_keep_builds_skips_ledger_lines_it_cannot_read(tmp_path):
+    """A ledger line nested too deeply for json, or whose time is not a time, crashed prune."""
+    root = tmp_path / "sstate"
+    _ledger(root, 30, 2)
+    from buildctl.builder import inuse
+    with open(root / inuse.LEDGER, "a") as fh:
+        fh.write('{"started": "yesterday", "build_id": "x"}\n' + "[" * 100000 + "]" * 100000
+                 + "\n")
+    o40 = obj(root, "a" * 64, 40)
+    proc = run_cli("cache", "prune", str(root), "--keep-builds", "1", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["removed"] == 1 and all(f.exists() for f in o40)
+    assert "build b1" in json.loads(proc.stdout)["notes"][0]
 
 
 def test_downloads_go_with_their_done_stamp_and_unfinished_ones_stay(tmp_path):

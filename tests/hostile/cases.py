@@ -3,11 +3,14 @@ without a traceback and without writing anything (the table is data; test_hostil
 
 ``argv`` runs in a copy of the world (tests/hostile/world.py): products/demo.yml (boards
 qemux86-64 and qemuarm64), machines/, repos/poky (git), kas/board.yml, signed.mender,
-unsigned.mender, rootfs.ext4, keys/{priv,pub}.pem. ``files`` are written into the copy first,
+unsigned.mender, rootfs.ext4 (not a real filesystem), keys/{priv,pub}.pem, ext4.mender and
+ext4-signed.mender (a real ext4 payload: /etc/hostname, /etc/empty/), bundle-1.0 and
+bundle-2.0 (release bundles of board qemux86-64, as `release delta` reads them). ``files`` are written into the copy first,
 ``prepare(d)`` may change it further, ``{d}`` in argv is the copy's absolute path.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -498,6 +501,382 @@ case("diff-revision-not-git", ["diff", "HEAD~1", "HEAD", "--product", "products/
 case("prune-no-directory", ["cache", "prune", "--older-than", "3"], USAGE, r"SSTATE_DIR")
 case("prune-keep-builds-zero", ["cache", "prune", "machines", "--keep-builds", "0"], USAGE,
      r"--keep-builds: must be at least 1")
+
+# -- the verbs and options of issue 17's session: shell, getvar, repos, clean, diff, prune,
+# release delta/apps, artifact dump/cat/cp, -c, pkcs11: keys, private and signed repos ----------
+P = "products/demo.yml"
+
+
+def _json_edit(rel: str, fn: Callable[[dict], None]) -> Callable[[Path], None]:
+    """prepare: load a JSON file of the world, let fn change it, write it back."""
+    def prepare(d: Path) -> None:
+        import json
+        p = d / rel
+        data = json.loads(p.read_text())
+        fn(data)
+        p.write_text(json.dumps(data))
+    return prepare
+
+
+def _repo(**changes) -> Callable[[dict], None]:
+    return lambda data: data["repos"]["poky"].update(changes)
+
+
+def _signers(**product) -> Callable[[Path], None]:
+    return edit(P, setter(signers={"a": {"type": "ssh", "path": product.pop("path")}},
+                          signed=True, allowed_signers=["a"], **product))
+
+
+# shell and getvar: refused before the board directory or any cache is made
+case("shell-empty-command", ["shell", P, "-b", "qemux86-64", "-c", "  "], USAGE,
+     r"-c: empty command")
+case("shell-no-board", ["shell", P, "-c", "true"], USAGE, r"required: --board")
+case("shell-unknown-board", ["shell", P, "-b", "zx81", "-c", "true", "--runtime", "host"],
+     USAGE, r"board 'zx81' is not in this product")
+case("shell-product-binary", ["shell", "evil.yml", "-b", "qemux86-64", "-c", "true"], USAGE,
+     r"evil\.yml: binary file", files={"evil.yml": BINARY})
+case("shell-product-missing", ["shell", "nope.yml", "-b", "qemux86-64", "-c", "true"], USAGE,
+     r"nope\.yml: no such file")
+case("shell-image-newline", ["shell", P, "-b", "qemux86-64", "-c", "true", "--image",
+     "builder\nx"], USAGE, r"--image: 'builder\\nx' is not an image reference")
+case("getvar-image-space", ["getvar", P, "-b", "qemux86-64", "MACHINE", "--image",
+     "builder --privileged"], USAGE, r"--image: 'builder --privileged' is not an image reference")
+case("build-image-newline", ["build", P, "--dry-run", "--image", "a\nb"], USAGE,
+     r"--image: 'a\\nb' is not an image reference")
+case("getvar-name-space", ["getvar", P, "-b", "qemux86-64", "FOO BAR"], USAGE,
+     r"VAR: 'FOO BAR' is not a BitBake variable name")
+case("getvar-name-newline", ["getvar", P, "-b", "qemux86-64", "FOO\nBAR"], USAGE,
+     r"VAR: 'FOO\\nBAR' is not a BitBake variable name")
+case("getvar-no-board", ["getvar", P, "MACHINE"], USAGE, r"--board.*--all-boards.*required")
+case("getvar-unknown-board", ["getvar", P, "-b", "zx81", "MACHINE", "--runtime", "host"],
+     USAGE, r"board 'zx81' is not in this product")
+case("getvar-recipe-traversal", ["getvar", P, "-b", "qemux86-64", "MACHINE", "-r", "../../x",
+     "--runtime", "host"], USAGE, r"--recipe: '\.\./\.\./x' is not a recipe name")
+case("getvar-recipe-option", ["getvar", P, "-b", "qemux86-64", "MACHINE", "-r", "-e",
+     "--runtime", "host"], USAGE, r"--recipe")
+
+# repos, clean, diff
+case("repos-no-dashes", ["repos", P], USAGE, r"no command given")
+case("repos-out-is-file", ["repos", P, "--out", "rootfs.ext4", "--", "true"], USAGE,
+     r"rootfs\.ext4/repos: Not a directory")
+case("repos-product-binary", ["repos", "evil.yml", "--", "true"], USAGE, r"evil\.yml: binary",
+     files={"evil.yml": BINARY})
+
+case("clean-product-binary", ["clean", "signed.mender"], USAGE, r"signed\.mender: binary file")
+case("clean-product-missing", ["clean", "nope.yml"], USAGE, r"nope\.yml: file not found")
+case("clean-product-is-dir", ["clean", "products"], USAGE, r"products: is a directory")
+case("clean-out-is-file", ["clean", P, "--out", "rootfs.ext4"], USAGE,
+     r"--out rootfs\.ext4: exists and is not a directory")
+
+
+def _board_link(sub: str = "") -> Callable[[Path], None]:
+    """prepare: the first board directory (or its work/) is a link out of the output dir."""
+    def prepare(d: Path) -> None:
+        (d / "outside" / "build" / "tmp").mkdir(parents=True)
+        (d / "outside" / "build" / "tmp" / "precious").write_text("not the build's\n")
+        board = d / "out" / "demo" / "qemux86-64-release"
+        link = board / sub if sub else board
+        link.parent.mkdir(parents=True)
+        link.symlink_to(d / "outside")
+    return prepare
+
+
+# a board directory, or its work/, linked out of the output directory: clean removed (or, with
+# --all, crashed on) what the link points to and wrote its lock file there
+case("clean-board-dir-is-link", ["clean", P], PROBLEMS,
+     r"qemux86-64-release: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link())
+case("clean-all-board-dir-is-link", ["clean", P, "--all"], PROBLEMS,
+     r"qemux86-64-release: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link())
+case("clean-work-is-link", ["clean", P], PROBLEMS,
+     r"qemux86-64-release/work: a symbolic link .*clean does not follow it", stream="stdout",
+     prepare=_board_link("work"))
+case("diff-unknown-revisions", ["diff", "nosuchrev", "HEAD", "--product", P], USAGE,
+     r"nosuchrev is not a revision|not in a git repository")
+case("diff-directories", ["diff", "keys", "machines"], USAGE,
+     r"diff: keys is a directory, not a manifest or a lock file")
+case("diff-alias-bomb", ["diff", P, "evil.yml"], USAGE, r"evil\.yml:\d+: document expands",
+     files={"evil.yml": alias_bomb()})
+case("diff-deep-product", ["diff", P, "evil.yml"], USAGE,
+     r"evil\.yml:1: nested more than 64 levels", files={"evil.yml": deep_seq()})
+case("diff-deep-lock", ["diff", "a.lock.yml", "evil.yml"], USAGE,
+     r"evil\.yml:2: nested more than 64 levels",
+     files={"a.lock.yml": "overrides: {repos: {}}\n",
+            "evil.yml": "overrides:\n  repos: " + "[" * 5000 + "]" * 5000 + "\n"})
+case("diff-binary-lock", ["diff", "a.lock.yml", "signed.mender"], USAGE,
+     r"signed\.mender: binary file", files={"a.lock.yml": "overrides: {repos: {}}\n"})
+
+
+def _git_world(change: dict[str, str] | None = None) -> Callable[[Path], None]:
+    """prepare: the case's manifests committed in a git repository (then changed, committed)."""
+    def prepare(d: Path) -> None:
+        import os
+        import subprocess
+        env = dict(os.environ, GIT_AUTHOR_NAME="h", GIT_AUTHOR_EMAIL="h@h.invalid",
+                   GIT_COMMITTER_NAME="h", GIT_COMMITTER_EMAIL="h@h.invalid")
+        steps = [["init", "-q"], ["add", "products", "machines"], ["commit", "-qm", "a"]]
+        for i, args in enumerate(steps + ([["commit", "-qam", "b"]] if change else [])):
+            if i == len(steps) and change:
+                for rel, text in change.items():
+                    (d / rel).write_text(text)
+            subprocess.run(["git", *args], cwd=d, env=env, check=True, capture_output=True)
+    return prepare
+
+
+case("diff-revision-unknown", ["diff", "nosuchrev", "HEAD", "--product", P], USAGE,
+     r"diff: nosuchrev is not a revision of", prepare=_git_world())
+case("diff-revision-too-far-back", ["diff", "HEAD~5", "HEAD", "--product", P], USAGE,
+     r"diff: HEAD~5 is not a revision of", prepare=_git_world())
+case("diff-revision-option", ["diff", "--product", P, "--", "--output=x", "HEAD"], USAGE,
+     r"diff: '--output=x' is not a git revision", prepare=_git_world())
+case("diff-revision-deep-product", ["diff", "HEAD~1", "HEAD", "--product", P], USAGE,
+     r"HEAD:products/demo\.yml:1: nested more than 64 levels",
+     prepare=_git_world({P: deep_seq()}))
+
+# cache prune: absurd windows are refused before the cache is locked (nothing written in it)
+case("prune-keep-builds-negative", ["cache", "prune", "machines", "--keep-builds", "-5"], USAGE,
+     r"--keep-builds: must be at least 1")
+case("prune-older-than-negative", ["cache", "prune", "machines", "--older-than", "-1"], USAGE,
+     r"--older-than: -1 is not a number of days")
+case("prune-older-than-nan", ["cache", "prune", "machines", "--older-than", "nan"], USAGE,
+     r"--older-than: nan is not a number of days")
+case("prune-older-than-inf", ["cache", "prune", "machines", "--older-than", "inf"], USAGE,
+     r"--older-than: inf is not a number of days")
+case("prune-older-than-text", ["cache", "prune", "machines", "--older-than", "week"], USAGE,
+     r"--older-than: invalid float value")
+case("prune-sstate-is-file", ["cache", "prune", "rootfs.ext4", "--older-than", "3"], USAGE,
+     r"rootfs\.ext4: no such directory \(the sstate cache to prune\)")
+case("prune-downloads-is-file", ["cache", "prune", "machines", "--downloads", "rootfs.ext4",
+     "--older-than", "3"], USAGE, r"rootfs\.ext4: no such directory \(the downloads")
+case("prune-product-binary", ["cache", "prune", "--product", "signed.mender", "--older-than",
+     "3"], USAGE, r"signed\.mender: binary file")
+
+# release delta and apps (bundle-1.0, bundle-2.0: one board each, unsigned artifacts)
+D = ["release", "delta", "--from", "bundle-1.0", "--to", "bundle-2.0", "--out", "dout"]
+NEW_MENDER = "bundle-2.0/qemux86-64-release/demo.mender"
+case("delta-same-bundle-twice", ["release", "delta", "--from", "bundle-1.0", "--to",
+     "bundle-1.0", "--out", "dout"], USAGE, r"are the same release \(demo 1\.0\)")
+case("delta-same-version", D, USAGE, r"are the same release",
+     prepare=_json_edit("bundle-2.0/release.json", lambda r: r.update(version="1.0")))
+case("delta-not-a-bundle", ["release", "delta", "--from", "keys", "--to", "bundle-2.0"], USAGE,
+     r"--from keys: no release\.json, not a release bundle")
+case("delta-bundle-is-file", ["release", "delta", "--from", "rootfs.ext4", "--to",
+     "bundle-2.0"], USAGE, r"--from rootfs\.ext4: not a directory")
+case("delta-truncated-mender", D, USAGE, r"demo\.mender: not a readable Mender artifact",
+     prepare=_truncate(NEW_MENDER, 1500))
+case("delta-garbage-mender", D, USAGE, r"demo\.mender: not a readable Mender artifact",
+     files={NEW_MENDER: BINARY})
+case("delta-release-json-binary", D, USAGE, r"bundle-2\.0/release\.json: cannot read",
+     files={"bundle-2.0/release.json": BINARY})
+case("delta-release-json-deep", D, USAGE, r"bundle-2\.0/release\.json: cannot read",
+     files={"bundle-2.0/release.json": "[" * 100000 + "]" * 100000})
+case("delta-board-dir-escapes", D, USAGE, r"release\.json: board qemux86-64: dir '\.\.' is not",
+     prepare=_json_edit("bundle-2.0/release.json", lambda r: (
+         r["boards"][0].update(dir=".."), r["files"][0].update(path="../unsigned.mender"))))
+case("delta-mender-path-escapes", D, USAGE, r"release\.json: board qemux86-64: a \.mender "
+     r"path with '\.\.' in it", prepare=_json_edit("bundle-2.0/release.json", lambda r: r[
+         "files"][0].update(path="qemux86-64-release/../../unsigned.mender")))
+case("delta-out-is-file", [*D[:-1], "rootfs.ext4"], USAGE,
+     r"--out rootfs\.ext4: exists and is not a directory")
+case("delta-only-from", ["release", "delta", "--from", "bundle-1.0"], USAGE,
+     r"give both --from OLD_BUNDLE and --to NEW_BUNDLE")
+case("delta-from-not-a-bundle", ["release", P, "--delta-from", "keys", "--deploy-dir", "keys",
+     "-b", "qemux86-64", "--out", "rel"], USAGE, r"--delta-from keys: no release\.json")
+case("delta-from-same-version", ["release", P, "--delta-from", "bundle-1.0", "--deploy-dir",
+     "keys", "-b", "qemux86-64", "--out", "rel"], USAGE,
+     r"--delta-from bundle-1\.0: is version 1\.0, the one being released")
+case("apps-feed-is-file", ["release", "apps", P, "-b", "qemux86-64", "--feed", "rootfs.ext4",
+     "--out", "ao"], USAGE, r"no package feed in rootfs\.ext4")
+case("apps-no-board", ["release", "apps", P, "--feed", "keys"], USAGE, r"--board")
+case("apps-option-elsewhere", ["release", "verify", "keys", "--package", "x"], USAGE,
+     r"--package is an option of `release apps`")
+
+
+
+def _feed(files: dict[str, bytes | None]) -> Callable[[Path], None]:
+    """prepare: the product has the application package hello; deploy/ is a DEPLOY_DIR with
+    files (None: a directory) under it."""
+    def prepare(d: Path) -> None:
+        edit(P, setter(packages=["hello"]))(d)
+        for rel, content in files.items():
+            p = d / "deploy" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.mkdir() if content is None else p.write_bytes(content)
+    return prepare
+
+
+A = ["release", "apps", P, "-b", "qemux86-64", "--feed", "deploy", "--out", "ao"]
+IPK = "ipk/core2-64/hello_1.0-r0_core2-64.ipk"
+# a file named like a package became an artifact whatever it held; a failed run left empty
+# directories under --out
+case("apps-garbage-ipk", A, USAGE, r"hello_1\.0-r0_core2-64\.ipk: not an ipk package",
+     prepare=_feed({IPK: BINARY}))
+case("apps-empty-ipk", A, USAGE, r"hello_1\.0-r0_core2-64\.ipk: an empty file",
+     prepare=_feed({IPK: b""}))
+case("apps-garbage-deb", A, USAGE, r"hello_1\.0-r0_amd64\.deb: not a deb package",
+     prepare=_feed({"deb/core2-64/hello_1.0-r0_amd64.deb": b"<html>404</html>"}))
+case("apps-garbage-rpm", A, USAGE, r"hello-1\.0-r0\.core2_64\.rpm: not an rpm package",
+     prepare=_feed({"rpm/core2-64/hello-1.0-r0.core2_64.rpm": BINARY}))
+case("apps-package-is-dir", A, USAGE, r"package hello is not in the feed deploy/ipk",
+     prepare=_feed({IPK: None}))
+case("apps-version-newline", A, USAGE, r"artifact name '.*hello-1\.0\\n-r0' must be 1-256",
+     prepare=_feed({"ipk/core2-64/hello_1.0\n-r0_core2-64.ipk": b"!<arch>\n"}))
+case("apps-two-feeds", A, USAGE, r"deploy holds ipk and deb feeds: say which one",
+     prepare=_feed({IPK: b"!<arch>\n", "deb/a/hello_1.0-r0_a.deb": b"!<arch>\n"}))
+case("apps-bundle-garbage", [*A, "--bundle", "bundle-2.0"], USAGE,
+     r"--bundle: bundle-2\.0/qemux86-64-release/demo\.mender: artifact: tar header",
+     prepare=lambda d: (_feed({IPK: b"!<arch>\n"})(d),
+                        (d / NEW_MENDER).write_bytes(BINARY)))
+case("apps-packages-not-a-list", ["validate", P], USAGE, r"demo\.yml:\d+: packages: must be an array",
+     prepare=edit(P, setter(packages=5)))
+case("apps-package-name-traversal", ["validate", P], USAGE, r"demo\.yml:\d+: packages\[0\]",
+     prepare=edit(P, setter(packages=["../x"])))
+
+# artifact cat / cp / dump (ext4[-signed].mender: a real ext4 payload; signed.mender: not ext4)
+case("cat-path-escapes", ["artifact", "cat", "ext4.mender:/etc/../../etc/passwd"], USAGE,
+     r"unsupported characters or '\.\.' in the path inside the artifact")
+case("cat-relative-path", ["artifact", "cat", "ext4.mender:etc/hostname"], USAGE,
+     r"the path inside the artifact must be absolute")
+case("cat-quote-in-path", ["artifact", "cat", 'ext4.mender:/etc/"x'], USAGE,
+     r"unsupported characters")
+case("cat-directory", ["artifact", "cat", "ext4.mender:/etc"], USAGE,
+     r"ext4\.mender:/etc: is a directory, not a regular file")
+case("cat-missing-inside", ["artifact", "cat", "ext4.mender:/etc/nope"], USAGE,
+     r"ext4\.mender:/etc/nope: no such file in the payload image")
+case("cat-not-ext4", ["artifact", "cat", "signed.mender:/etc/hostname"], USAGE,
+     r"signed\.mender: payload rootfs\.ext4 is not a readable ext2/3/4 filesystem")
+case("cat-missing-artifact", ["artifact", "cat", "none.mender:/etc/hostname"], USAGE,
+     r"none\.mender:/etc/hostname: give ARTIFACT:/path with an existing artifact")
+case("cat-garbage-artifact", ["artifact", "cat", "evil.mender:/etc/hostname"], USAGE,
+     r"evil\.mender: artifact: tar header", files={"evil.mender": BINARY})
+case("cat-prints-the-file", ["artifact", "cat", "ext4.mender:/etc/hostname"], 0, r"^demo$",
+     stream="stdout")
+case("cp-out-path-escapes", ["artifact", "cp", "ext4.mender:/../etc/hostname", "out.txt"],
+     USAGE, r"'\.\.' in the path inside the artifact")
+case("cp-out-no-dir", ["artifact", "cp", "ext4.mender:/etc/hostname", "nodir/out.txt"], USAGE,
+     r"artifact cp: nodir: no such directory")
+case("cp-in-not-ext4", ["artifact", "cp", "rootfs.ext4", "unsigned.mender:/etc/x"], USAGE,
+     r"unsigned\.mender: payload rootfs\.ext4 is not a readable ext2/3/4 filesystem")
+case("cp-in-source-missing", ["artifact", "cp", "none.txt", "ext4.mender:/etc/x"], USAGE,
+     r"none\.txt: no such file")
+case("cp-in-source-dir", ["artifact", "cp", "keys", "ext4.mender:/etc/x"], USAGE,
+     r"keys: not a regular file")
+case("cp-in-source-dev-zero", ["artifact", "cp", "/dev/zero", "ext4.mender:/etc/x"], USAGE,
+     r"/dev/zero: not a regular file")
+case("cp-in-no-parent-inside", ["artifact", "cp", "rootfs.ext4", "ext4.mender:/nodir/x"], USAGE,
+     r"directory /nodir does not exist in the image")
+case("cp-in-onto-directory", ["artifact", "cp", "rootfs.ext4", "ext4.mender:/etc/empty"], USAGE,
+     r"ext4\.mender:/etc/empty: is a directory; only regular files are replaced")
+case("cp-in-signed-no-key", ["artifact", "cp", "rootfs.ext4", "ext4-signed.mender:/etc/x"],
+     USAGE, r"ext4-signed\.mender: is signed; changing it needs the key")
+case("cp-in-key-garbage", ["artifact", "cp", "rootfs.ext4", "ext4.mender:/etc/x", "-k",
+     "rootfs.ext4"], USAGE, r"rootfs\.ext4: not a PEM private key")
+case("cp-artifact-to-artifact", ["artifact", "cp", "ext4.mender:/etc/hostname",
+     "unsigned.mender:/etc/x"], USAGE, r"from one artifact into another is not supported")
+case("cp-neither-is-artifact", ["artifact", "cp", "a", "b"], USAGE,
+     r"neither a nor b is ARTIFACT:/path")
+case("dump-garbage", ["artifact", "dump", "evil.mender", "--files", "df"], USAGE,
+     r"evil\.mender: artifact: tar header", files={"evil.mender": BINARY})
+case("dump-truncated", ["artifact", "dump", "signed.mender", "--files", "df"], USAGE,
+     r"signed\.mender: artifact: truncated", prepare=_truncate("signed.mender", 1500))
+case("dump-missing", ["artifact", "dump", "none.mender", "--files", "df"], USAGE,
+     r"none\.mender: cannot open")
+case("dump-artifact-is-dir", ["artifact", "dump", "keys", "--files", "df"], USAGE,
+     r"keys: cannot open: Is a directory")
+case("dump-files-is-file", ["artifact", "dump", "ext4.mender", "--files", "rootfs.ext4"], USAGE,
+     r"--files rootfs\.ext4: exists and is not a directory")
+case("dump-files-under-file", ["artifact", "dump", "ext4.mender", "--files", "rootfs.ext4/x"],
+     USAGE, r"rootfs\.ext4/x: Not a directory")
+
+
+
+def _fifo(d: Path) -> None:
+    os.mkfifo(d / "fifo")
+
+
+# outputs that are devices or FIFOs: a rename onto them replaced them with a file (as root,
+# `-o /dev/null` replaced /dev/null); a FIFO in the case directory stands for them
+case("cp-out-onto-fifo", ["artifact", "cp", "ext4.mender:/etc/hostname", "fifo"], USAGE,
+     r"artifact cp: fifo: is a FIFO; cp writes a file", prepare=_fifo)
+case("cp-out-unwritable-dir", ["artifact", "cp", "ext4.mender:/etc/hostname",
+     "/proc/buildctl-hostile.txt"], USAGE, r"artifact cp: /proc/buildctl-hostile\.txt: cannot write")
+case("write-out-onto-fifo", [*W, "-f", "rootfs.ext4", "-n", "x", "-t", "d", "-o", "fifo"], USAGE,
+     r"cannot write fifo: it is a FIFO, not a file", prepare=_fifo)
+case("write-bootstrap-onto-fifo", ["artifact", "write", "bootstrap-artifact", "-n", "x", "-c",
+     "d", "-o", "fifo"], USAGE, r"cannot write fifo: it is a FIFO", prepare=_fifo)
+case("sign-out-onto-fifo", ["artifact", "sign", "unsigned.mender", "-k", "keys/priv.pem", "-o",
+     "fifo"], USAGE, r"cannot write fifo: it is a FIFO, not a file", prepare=_fifo)
+case("repos-empty-command", ["repos", P, "--offline", "--", ""], USAGE, r"no command given")
+
+# -c/--compatible-types and pkcs11: keys on the command line
+CW = ["artifact", "write", "rootfs-image", "-f", "rootfs.ext4", "-n", "x", "-o", "o.mender"]
+case("write-compatible-empty", [*CW, "-c", ""], USAGE, r"device type .*'' must be 1-256")
+case("write-compatible-newline", [*CW, "-c", "a\nb"], USAGE, r"'a\\nb' must be 1-256")
+case("write-compatible-missing", CW, USAGE, r"required: --device-type/-t/--compatible-types/-c")
+case("write-pkcs11-empty-uri", [*CW, "-c", "d", "-k", "pkcs11:"], USAGE,
+     r"pkcs11 URI names no key")
+case("write-pkcs11-garbage-uri", [*CW, "-c", "d", "-k", "pkcs11:%zz;;=="], USAGE,
+     r"pkcs11 URI: unknown or empty path attribute")
+case("write-pkcs11-module-missing", [*CW, "-c", "d", "-k",
+     "pkcs11:token=t;object=k?module-path=/nonexistent/lib.so"], USAGE,
+     r"PKCS#11 module /nonexistent/lib\.so: no such file")
+case("write-pkcs11-module-not-a-library", [*CW, "-c", "d", "-k",
+     "pkcs11:token=t;object=k?module-path={d}/rootfs.ext4"], USAGE,
+     r"rootfs\.ext4: not a shared library")
+case("write-pkcs11-module-name", [*CW, "-c", "d", "-k",
+     "pkcs11:object=k?module-name=softhsm2"], USAGE, r"module-name is not supported")
+case("verify-pkcs11-uri", ["artifact", "verify", "signed.mender", "-k", "pkcs11:token=t"],
+     USAGE, r"key pkcs11:token=t: a pkcs11: URI names a signing key; verification needs")
+
+# manifests: pkcs11: signing keys, private repositories, signed sources
+case("manifest-pkcs11-pin-value", ["validate", P], USAGE,
+     r"demo\.yml:\d+: mender\.signing_key: .*not pin-value",
+     prepare=edit(P, setter(mender={"signing_key": "pkcs11:token=t;object=k?pin-value=1234"})))
+case("manifest-pkcs11-empty", ["validate", P], USAGE, r"demo\.yml:\d+: mender\.signing_key",
+     prepare=edit(P, setter(mender={"signing_key": "pkcs11:"})))
+case("manifest-signing-key-list", ["validate", P], USAGE, r"demo\.yml:\d+: mender\.signing_key",
+     prepare=edit(P, setter(mender={"signing_key": ["pkcs11:object=k"]})))
+case("manifest-url-password-https", ["validate", P], USAGE,
+     r"demo\.yml:\d+: repos\.poky\.url: holds a password or token",
+     prepare=edit(P, _repo(url="https://user:hunter2@example.com/poky.git")))
+case("manifest-url-password-ssh", ["validate", P], USAGE,
+     r"demo\.yml:\d+: repos\.poky\.url: holds a password or token",
+     prepare=edit(P, _repo(url="ssh://git:hunter2@example.com/poky.git")))
+case("manifest-credentials-int", ["validate", P], USAGE,
+     r"demo\.yml:\d+: repos\.poky\.credentials: must be a string",
+     prepare=edit(P, _repo(url="https://example.com/poky.git", credentials=5)))
+case("manifest-credentials-literal", ["validate", P], USAGE,
+     r"repos\.poky\.credentials: the value is not a secret reference",
+     prepare=edit(P, _repo(url="https://example.com/poky.git", credentials="hunter2")))
+case("manifest-credentials-on-ssh", ["validate", P], USAGE,
+     r"repos\.poky\.credentials: credentials are for https:// URLs",
+     prepare=edit(P, _repo(url="ssh://git@example.com/poky.git", credentials="env:TOK")))
+case("manifest-fetch-list", ["validate", P], USAGE, r"demo\.yml:\d+: fetch: must be an object",
+     prepare=edit(P, setter(fetch=["x"])))
+case("manifest-known-hosts-missing", ["validate", P], USAGE,
+     r"demo\.yml:\d+: fetch\.known_hosts: no known_hosts file",
+     prepare=edit(P, setter(fetch={"known_hosts": "nope"})))
+case("manifest-known-hosts-dir", ["validate", P], USAGE,
+     r"demo\.yml:\d+: fetch\.known_hosts: no known_hosts file",
+     prepare=edit(P, setter(fetch={"known_hosts": "../keys"})))
+case("manifest-signers-list", ["validate", P], USAGE, r"demo\.yml:\d+: signers: must be an object",
+     prepare=edit(P, setter(signers=["a"])))
+case("manifest-signers-type", ["validate", P], USAGE, r"signers\.a\.type: 'x509' is not one of",
+     prepare=edit(P, setter(signers={"a": {"type": "x509", "path": "k"}})))
+case("manifest-signers-name-traversal", ["validate", P], USAGE, r"invalid name '\.\./x'",
+     prepare=edit(P, setter(signers={"../x": {"path": "k"}})))
+case("manifest-signed-string", ["validate", P], USAGE, r"demo\.yml:\d+: signed: must be a boolean",
+     prepare=edit(P, setter(signed="yes")))
+case("manifest-signed-without-signers", ["validate", P], USAGE,
+     r"signed: signed needs allowed_signers", prepare=edit(P, setter(signed=True)))
+case("manifest-allowed-signer-unknown", ["validate", P], USAGE,
+     r"allowed_signers\[0\]: unknown signer 'b'",
+     prepare=edit(P, setter(signers={"a": {"path": "../keys/pub.pem"}}, allowed_signers=["b"])))
+case("manifest-signer-key-missing", ["validate", P], USAGE,
+     r"signers\.a\.path: no key file", prepare=_signers(path="../nope.pub"))
+case("manifest-signer-key-dir", ["validate", P], USAGE,
+     r"signers\.a\.path: no key file", prepare=_signers(path="../keys"))
 
 # -- help: every verb answers --help with exit 0 -----------------------------------------------
 # (not hostile, but the contract: they must not crash either)

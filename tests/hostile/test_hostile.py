@@ -75,7 +75,10 @@ def test_suite_is_big_enough_and_covers_every_verb():
     assert len(CASES) >= 100
     verbs = {c.argv[0] for c in CASES if c.argv}
     assert verbs >= {"validate", "compose", "lock", "build", "import-kas", "artifact", "doctor",
-                     "container"}
+                     "container", "shell", "getvar", "repos", "clean", "diff", "cache", "release"}
+    actions = {tuple(c.argv[:2]) for c in CASES if len(c.argv) > 1}
+    assert actions >= {("artifact", a) for a in ("dump", "cat", "cp", "write", "sign")}
+    assert actions >= {("release", "delta"), ("release", "apps"), ("cache", "prune")}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

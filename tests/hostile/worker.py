@@ -71,7 +71,9 @@ def run_case(case: Case, world: Path, scratch: Path) -> dict:
         os.environ.pop(k, None)
     os.environ.update(case.env)
     tempfile.tempdir = None
-    out, err = io.StringIO(), io.StringIO()
+    # stdout as the CLI gets it: text with a binary .buffer (artifact cat writes bytes)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
+    err = io.StringIO()
     timed_out = False
     os.chdir(d)
     t0 = time.perf_counter()
@@ -100,7 +102,8 @@ def run_case(case: Case, world: Path, scratch: Path) -> dict:
         crash = ""
     after = snapshot(d)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    result = {"id": case.id, "rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue(),
+    stdout = out.buffer.getvalue().decode("utf-8", "replace")
+    result = {"id": case.id, "rc": rc, "stdout": stdout, "stderr": err.getvalue(),
               "seconds": seconds, "timed_out": timed_out, "changed": changed, "crash": crash}
     shutil.rmtree(d, ignore_errors=True)
     return result

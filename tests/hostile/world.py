@@ -1,8 +1,13 @@
 """The valid inputs every hostile case starts from (made once per worker, copied per case):
 a product with two boards over a local git repository, a lock, a kas file, a signed Mender
-artifact, key pairs and a root filesystem image."""
+artifact, key pairs and a root filesystem image; an artifact whose payload is a real ext4
+filesystem (ext4.mender and ext4-signed.mender: /etc/hostname, /etc/empty/) and two small release bundles
+(bundle-1.0, bundle-2.0: release.json naming one board's full .mender)."""
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -44,6 +49,13 @@ def make_world(root: Path) -> Path:
     write_artifact(spec, root / "unsigned.mender")
     write_artifact(spec, root / "signed.mender",
                    key=load_private_key(str(keys / "priv.pem"), "key"))
+    ext4 = _ext4(root / "_ext4-tree", root / "rootfs-real.ext4")
+    ext4_spec = ArtifactSpec("demo-ext4", ["qemux86-64"], rootfs_payload(ext4, "demo-ext4"))
+    write_artifact(ext4_spec, root / "ext4.mender")
+    write_artifact(ext4_spec, root / "ext4-signed.mender",
+                   key=load_private_key(str(keys / "priv.pem"), "key"))
+    for version in ("1.0", "2.0"):
+        _bundle(root / f"bundle-{version}", version, root / "unsigned.mender")
     # a plain kas project file, and one that includes another
     kas = {"header": {"version": 14}, "machine": "qemux86-64", "distro": "poky",
            "target": "core-image-minimal",
@@ -52,3 +64,24 @@ def make_world(root: Path) -> Path:
     (root / "kas").mkdir()
     (root / "kas" / "board.yml").write_text(yaml.safe_dump(kas, sort_keys=False))
     return root
+
+
+def _ext4(tree: Path, image: Path) -> Path:
+    """A 1 MiB ext4 filesystem made with mke2fs -d (e2fsprogs: the cat/cp verbs need it too)."""
+    (tree / "etc" / "empty").mkdir(parents=True)
+    (tree / "etc" / "hostname").write_text("demo\n")
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tree), "-E",
+                    "root_owner=0:0", str(image), "1M"], check=True, capture_output=True)
+    shutil.rmtree(tree)
+    return image
+
+
+def _bundle(root: Path, version: str, mender: Path) -> None:
+    """The parts of a release bundle `release delta` reads: release.json and the .mender."""
+    board = root / "qemux86-64-release"
+    board.mkdir(parents=True)
+    shutil.copyfile(mender, board / "demo.mender")
+    rel = {"product": "demo", "version": version,
+           "boards": [{"board": "qemux86-64", "dir": "qemux86-64-release"}],
+           "files": [{"path": "qemux86-64-release/demo.mender", "kind": "mender"}]}
+    (root / "release.json").write_text(json.dumps(rel, indent=2) + "\n")

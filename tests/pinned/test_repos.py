@@ -90,3 +90,23 @@ def test_bad_input(product, tmp_path):
     proc = run_cli("repos", str(product["path"]), "--board", "nope", "--", "true")
     assert proc.returncode == 2 and "board 'nope'" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "repos").exists()
+
+
+def test_a_checkout_path_that_is_a_link_or_a_file_is_left_alone(product, tmp_path):
+    """A link at <out>/repos/<id> would have had the pin forced onto what it points to (the
+    user's work tree: checkout -f, clean -ffdx)."""
+    mine = tmp_path / "mine"
+    make_repo(mine, {"VERSION": "the user's work\n"})
+    (mine / "untracked.txt").write_text("not committed yet\n")
+    out = tmp_path / "out"
+    (out / "repos").mkdir(parents=True)
+    (out / "repos" / "poky").symlink_to(mine)
+    (out / "repos" / "meta-extra").write_text("a file\n")
+    proc = run_cli("repos", str(product["path"]), "--out", str(out), "--keep-going", "--",
+                   "true")
+    assert proc.returncode == 1
+    assert "poky: is a symbolic link, not a checkout of buildctl's" in proc.stderr
+    assert "meta-extra: is a file, not a checkout of buildctl's" in proc.stderr
+    assert (mine / "untracked.txt").read_text() == "not committed yet\n"
+    assert (mine / "VERSION").read_text() == "the user's work\n"
+    assert git(mine, "log", "--format=%s").strip() == "fixture"

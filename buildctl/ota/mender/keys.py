@@ -139,6 +139,10 @@ def load_private_key(source: str | bytes | Path, label: str = "private key", *,
 
 def load_public_key(source: str | bytes | Path, label: str = "public key") -> PublicKey:
     """A PEM public key (PUBLIC KEY, i.e. PKIX, as mender-artifact wants; RSA PUBLIC KEY too)."""
+    if isinstance(source, str) and pkcs11.is_uri(source):  # not a file named "pkcs11:..."
+        raise SigningKeyError(f"key {source.split('?', 1)[0][:80]}: a pkcs11: URI names a "
+                              "signing key; verification needs the public key as a PEM file "
+                              "(export it from the token)")
     data, label = _key_bytes(source, label)
     if b"PRIVATE KEY" in data:
         raise SigningKeyError(f"key {label}: is a private key; verification needs the public key")

@@ -82,6 +82,13 @@ def _open(artifact: str, work: Path, limits: Limits) -> _Opened:
         if f.read(2) != b"\x53\xef":
             raise UserError(f"{artifact}: payload {p.files[0].name} is not an ext2/3/4 filesystem "
                             "(cat/cp read ext4 images only)")
+    # the magic alone is two bytes: ask debugfs whether it opens the image at all, so that a
+    # damaged one is named as the artifact's payload, not as the path asked for
+    out, err = _run(image, 'stat "/"')
+    if not re.search(rb"Type:\s+directory", out):
+        why = err.splitlines()[0].replace(str(image), "it") if err else "no root directory"
+        raise UserError(f"{artifact}: payload {p.files[0].name} is not a readable ext2/3/4 "
+                        f"filesystem ({why})")
     return _Opened(info, image, scripts)
 
 
@@ -134,7 +141,11 @@ def copy_in(src: str, artifact: str, inner: str, *, key: PrivateKey | None, forc
             out, _ = _run(o.image, f'stat "{inner}"')
             keep = re.search(rb"Mode:\s+(\d+).*?\n.*?User:\s+(\d+)\s+Group:\s+(\d+)", out, re.S)
             _run(o.image, f'rm "{inner}"', write=True)
-        _, err = _run(o.image, f'write "{source}" "{inner}"', write=True)
+        # debugfs reads its request as one quoted line: the host file goes in under a name
+        # without quotes or spaces, whatever the user's file is called
+        staged = work / "source"
+        shutil.copyfile(source, staged)
+        _, err = _run(o.image, f'write "{staged}" "{inner}"', write=True)
         if _kind(o.image, inner) != "regular":
             raise UserError(f"{artifact}:{inner}: debugfs could not write it ({err[:200]})")
         mode, uid, gid = ((int(keep.group(1), 8), keep.group(2).decode(), keep.group(3).decode())

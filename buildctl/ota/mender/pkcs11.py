@@ -119,6 +119,14 @@ _LIBS: dict[str, object] = {}
 _LIBS_LOCK = threading.Lock()
 
 
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def _library(path: str, label: str):
     try:
         import PyKCS11
@@ -130,6 +138,8 @@ def _library(path: str, label: str):
             return _LIBS[path]
         if os.sep in path and not os.path.isfile(path):  # the C loader would print a line
             raise SigningKeyError(f"{label}: PKCS#11 module {path}: no such file")
+        if os.sep in path and not _is_elf(path):  # ... and so it would for any other file
+            raise SigningKeyError(f"{label}: PKCS#11 module {path}: not a shared library")
         lib = PyKCS11.PyKCS11Lib()
         try:
             lib.load(path)

@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from buildctl.fsutil import special_file
 from buildctl.ota.mender.errors import ArtifactError
 from buildctl.ota.mender.keys import PrivateKey
 from buildctl.ota.mender.reader import Limits, read_artifact
@@ -20,6 +21,8 @@ def sign_artifact(src: str | os.PathLike, key: PrivateKey, output: str | os.Path
     """Sign src with key into output (default: src itself, replaced atomically)."""
     src_path = Path(src)
     out_path = Path(output) if output is not None else src_path
+    if (what := special_file(out_path)) is not None:
+        raise ArtifactError(f"cannot write {out_path}: it is {what}, not a file")
     if verify:
         read_artifact(src_path, limits=limits)
     fd, tmp_name = tempfile.mkstemp(prefix=".buildctl-sign-", dir=out_path.parent or Path("."))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from buildctl.fsutil import special_file
 from buildctl.ota.mender.compression import Compression, compress_bytes, compressor
 from buildctl.ota.mender.errors import ArtifactError
 from buildctl.ota.mender.keys import PrivateKey
@@ -383,6 +384,9 @@ def write_artifact(spec: ArtifactSpec, output: str | os.PathLike, *,
     """
     validate_spec(spec)
     out_path = Path(output)
+    if (what := special_file(out_path)) is not None:
+        raise ArtifactError(f"cannot write {out_path}: it is {what}, not a file (write the "
+                            "artifact to a file)")
     mtime = 0 if mtime is None else mtime
     sfx = spec.compression.suffix
     inputs = [_stat(src) for src in spec.payload.files]

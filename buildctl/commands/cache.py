@@ -72,14 +72,18 @@ def run_hashserv(args) -> int:
     from buildctl.cache.hashserv import (
         HashServConfig,
         HashServer,
+        check_database_url,
         check_tree,
         pinned_bitbake,
+        shown,
     )
     from buildctl.commands._product import open_product, repo_cache
     from buildctl.errors import UserError
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port: {args.port} is not a TCP port")
+    if "://" in args.database:
+        check_database_url(args.database)
     if args.bitbake is not None:
         tree = check_tree(args.bitbake)
     else:
@@ -91,7 +95,7 @@ def run_hashserv(args) -> int:
                          read_only=args.read_only, upstream=args.upstream, log_level=args.log)
     server = HashServer(cfg).start(stdout=None)
     mode = "read-only" if cfg.read_only else "read-write"
-    print(f"bitbake-hashserv on {cfg.address} ({mode}, database {database}); "
+    print(f"bitbake-hashserv on {cfg.address} ({mode}, database {shown(database)}); "
           f"BB_HASHSERVE = \"{cfg.address}\"", flush=True)
     try:
         code = server.wait()

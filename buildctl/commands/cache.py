@@ -6,9 +6,10 @@
       a database URL uses BitBake's SQLAlchemy backend. --read-only for untrusted jobs.
   buildctl cache stats PRODUCT [--out DIR] [--json]
       per board: how much sstate came from the mirror, from the build reports' Sstate summary.
-  buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json]
+  buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json] [--hashserv ADDR [--force]]
       upload the sstate objects a WebDAV/HTTP mirror lacks (one PROPFIND, else HEAD each; PUT
-      the missing ones).
+      the missing ones). With --hashserv (or $BB_HASHSERVE) the mirror records the hash server
+      that filled it (.buildctl/hashserv.json) and a push under another server is refused.
   buildctl cache prune SSTATE_DIR --older-than DAYS [--dry-run] [--json]
       remove the sstate objects (archive, .siginfo, .sig together) no build used for DAYS.
 
@@ -56,6 +57,14 @@ def register(subparsers) -> None:
     u.add_argument("--user", metavar="NAME", help="basic-auth user (with --password)")
     u.add_argument("--password", metavar="REF", help="the user's password: env:NAME or file:PATH")
     u.add_argument("--dry-run", action="store_true", help="ask the mirror, send nothing")
+    u.add_argument("--hashserv", metavar="ADDRESS",
+                   help="the hash server the objects were made under (BB_HASHSERVE; default: "
+                        "$BB_HASHSERVE when it names a server): recorded on the mirror, and a "
+                        "mirror filled under another server is refused")
+    u.add_argument("--hashserv-db", metavar="FILE|URL",
+                   help="that server's database, recorded with it (a URL's password is not)")
+    u.add_argument("--force", action="store_true",
+                   help="push to a mirror filled under another hash server, and record ours")
     add_json_flag(u)
     u.set_defaults(func=run_push)
     r = sub.add_parser("prune", help="remove sstate objects no recent build used",
@@ -152,8 +161,18 @@ def run_push(args) -> int:
         except ValueError as exc:
             raise UserError(f"--password: {exc}") from None
         auth = (args.user, ref.resolve_bytes().decode().strip())
+    import os
+
+    from buildctl.cache.marker import HashServIdentity
+
+    address = args.hashserv or os.environ.get("BB_HASHSERVE", "")
+    if address in ("", "auto", "none") and args.hashserv_db:
+        raise UserError("--hashserv-db needs --hashserv (the server the database belongs to)")
+    ident = HashServIdentity.of(address, args.hashserv_db) \
+        if address not in ("", "auto", "none") else None
     t0 = time.monotonic()
-    result = push(args.sstate_dir, args.url, jobs=args.jobs, dry_run=args.dry_run, auth=auth)
+    result = push(args.sstate_dir, args.url, jobs=args.jobs, dry_run=args.dry_run, auth=auth,
+                  hashserv=ident, force=args.force)
     seconds = round(time.monotonic() - t0, 2)
     if args.json:
         print_json({**result.to_dict(), "seconds": seconds, "dry_run": args.dry_run})
@@ -161,6 +180,8 @@ def run_push(args) -> int:
         verb = "would send" if args.dry_run else "sent"
         print(f"{result.objects} objects: {result.present} on the mirror, {verb} {result.sent} "
               f"({result.sent_bytes} bytes), {len(result.failed)} failed, {seconds}s")
+        if ident is not None:
+            print(f"hash server {ident.describe()}: {result.hashserv} on the mirror")
         for f in result.failed[:20]:
             print(f"failed {f}")
     return EXIT_PROBLEMS if result.failed else 0

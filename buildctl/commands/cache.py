@@ -10,8 +10,9 @@
       upload the sstate objects a WebDAV/HTTP mirror lacks (one PROPFIND, else HEAD each; PUT
       the missing ones). With --hashserv (or $BB_HASHSERVE) the mirror records the hash server
       that filled it (.buildctl/hashserv.json) and a push under another server is refused.
-  buildctl cache prune SSTATE_DIR --older-than DAYS [--dry-run] [--json]
-      remove the sstate objects (archive, .siginfo, .sig together) no build used for DAYS.
+  buildctl cache prune SSTATE_DIR|URL --older-than DAYS [--dry-run] [--json]
+      remove the sstate objects (archive, .siginfo, .sig together) no build used for DAYS;
+      on a WebDAV mirror URL, the objects stored more than DAYS ago (PROPFIND + DELETE).
 
 Exit codes: 0 ok, 1 a push or the server failed, 2 usage, 130 interrupted.
 """
@@ -69,7 +70,10 @@ def register(subparsers) -> None:
     u.set_defaults(func=run_push)
     r = sub.add_parser("prune", help="remove sstate objects no recent build used",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR")
+    from buildctl.cache.prune_remote import dir_or_url
+    r.add_argument("sstate_dir", type=dir_or_url, metavar="SSTATE_DIR|URL",
+                   help="a local SSTATE_DIR, or a WebDAV mirror's URL (objects stored before "
+                        "the window are deleted)")
     r.add_argument("--older-than", type=float, required=True, metavar="DAYS",
                    help="keep every object a build used within this many days")
     r.add_argument("--dry-run", action="store_true", help="count, remove nothing")
@@ -191,7 +195,11 @@ def run_prune(args) -> int:
     from buildctl.cache.prune import prune
     from buildctl.errors import EXIT_PROBLEMS
 
-    result = prune(args.sstate_dir, args.older_than, dry_run=args.dry_run)
+    if isinstance(args.sstate_dir, str):  # a mirror URL (cache/prune_remote.py)
+        from buildctl.cache.prune_remote import prune_remote
+        result = prune_remote(args.sstate_dir, args.older_than, dry_run=args.dry_run)
+    else:
+        result = prune(args.sstate_dir, args.older_than, dry_run=args.dry_run)
     if args.json:
         print_json({**result.to_dict(), "dry_run": args.dry_run})
     else:

@@ -94,3 +94,52 @@ def check_mirror(mirror, ident: HashServIdentity, *, force: bool, dry_run: bool)
         return "would record"
     mirror.put_bytes(MARKER, ident.to_bytes())
     return "forced" if status == 200 else "recorded"
+
+
+def mirror_base(entry: str) -> str | None:
+    """The base URL of an http(s) SSTATE_MIRRORS entry (``regex URL/PATH;...`` or a bare URL)."""
+    url = entry.split()[-1].split(";", 1)[0]
+    if not url.startswith(("http://", "https://")):
+        return None
+    return url[: -len("/PATH")] if url.endswith("/PATH") else url.rstrip("/")
+
+
+def build_identity(hashserve: str, upstream: str | None) -> HashServIdentity | None:
+    """The server whose unihashes a build's sstate lookups use: cache.hashserve when it names
+    one; with `auto`, the upstream it pulls from; `none` is no server at all."""
+    if hashserve == "none":
+        return HashServIdentity("none")
+    if hashserve == "auto":
+        return HashServIdentity.of(upstream) if upstream else None
+    return HashServIdentity.of(hashserve)
+
+
+def check_build_mirrors(mirrors, hashserve: str, upstream: str | None, *, force: bool = False,
+                        timeout: float = 5) -> list[str]:
+    """Before a build: refuse an http(s) mirror whose marker names another hash server.
+    A mirror that cannot be asked now is left to BitBake (which reads it softly). Returns the
+    mirrors whose marker matched."""
+    from buildctl.cache.push import Mirror
+
+    ident = build_identity(hashserve, upstream)
+    if ident is None or force:
+        return []
+    matched = []
+    for entry in mirrors:
+        base = mirror_base(entry)
+        if base is None:
+            continue
+        try:
+            status, data = Mirror(base, timeout=timeout).fetch(MARKER)
+        except Exception:  # noqa: BLE001 - unreachable now: BitBake's business
+            continue
+        if status != 200:
+            continue
+        recorded = HashServIdentity.from_bytes(data, f"{base}/{MARKER}")
+        if recorded.differs(ident):
+            used = "no hash server" if ident.address == "none" else f"hash server {ident.describe()}"
+            raise UserError(f"cache.sstate_mirrors: {base} was filled under hash server "
+                            f"{recorded.describe()}, this build uses {used} (its objects would "
+                            "not match; --force-mirror to build anyway)")
+        matched.append(base)
+    return matched

@@ -63,3 +63,28 @@ def test_unreadable_marker_is_named(webdav, tmp_path):
     r = _push(sstate, url, "--hashserv", "127.0.0.1:8686")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert ".buildctl/hashserv.json: not a buildctl hash-server marker" in r.stderr
+
+
+def test_build_refuses_a_mirror_filled_under_another_server(webdav, tmp_path):
+    """What `buildctl build` checks before it starts (builder/api.py): the product's
+    cache.hashserve (or, with auto, its upstream) against each http(s) mirror's marker."""
+    import pytest
+
+    from buildctl.cache.marker import check_build_mirrors
+    from buildctl.errors import UserError
+
+    url, _ = webdav
+    sstate = tmp_path / "sstate"
+    make_sstate(sstate, 1)
+    assert _push(sstate, url, "--hashserv", "ws://10.0.0.5:8686").returncode == 0
+    entries = ("file://.* file:///srv/local/PATH", f"file://.* {url}/PATH;downloadfilename=PATH")
+    assert check_build_mirrors(entries, "10.0.0.5:8686", None) == [url]
+    assert check_build_mirrors(entries, "auto", "ws://10.0.0.5:8686") == [url]
+    with pytest.raises(UserError, match=r"was filled under hash server 10\.0\.0\.5:8686, this "
+                                        r"build uses hash server 127\.0\.0\.1:1 .*--force-mirror"):
+        check_build_mirrors(entries, "127.0.0.1:1", None)
+    with pytest.raises(UserError, match="this build uses no hash server"):
+        check_build_mirrors(entries, "none", None)
+    assert check_build_mirrors(entries, "none", None, force=True) == []
+    # a mirror that cannot be asked now is BitBake's business (it reads mirrors softly)
+    assert check_build_mirrors(("http://127.0.0.1:9/sstate",), "127.0.0.1:1", None) == []

@@ -58,6 +58,7 @@ class Pipeline:
     dl_dir: str = "~/.cache/buildctl/downloads"  # the product's DL_DIR, as the manifest says
     sstate_dir: str = "~/.cache/buildctl/sstate"  # the product's SSTATE_DIR, as written
     push_mirror: str | None = None  # http(s) sstate mirror the main branch pushes to
+    push_hashserv: str | None = None  # the hash server the push records on the mirror
 
 
 def secret_for(ref: SecretRef, product: Product, repo_root: Path) -> Secret:
@@ -154,7 +155,17 @@ def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = 
         rollout=rollout,
         dl_dir=product.cache.dl_dir,
         sstate_dir=product.cache.sstate_dir,
-        push_mirror=push_mirror(product.cache.sstate_mirrors))
+        push_mirror=push_mirror(product.cache.sstate_mirrors),
+        push_hashserv=_push_hashserv(product.cache))
+
+
+def _push_hashserv(cache) -> str | None:
+    """The server a main-branch push records on the mirror (cache/marker.py): cache.hashserve,
+    or with auto its upstream; nothing for none or a private server."""
+    from buildctl.cache.marker import build_identity
+
+    ident = build_identity(str(cache.hashserve or "auto"), cache.hashserve_upstream)
+    return ident.address if ident is not None and ident.address != "none" else None
 
 
 def push_mirror(mirrors) -> str | None:

@@ -167,6 +167,12 @@ class Mirror:
             return None
         return out
 
+    def close(self) -> None:
+        """Close this thread's connection."""
+        if self._local.conn is not None:
+            self._local.conn.close()
+            self._local.conn = None
+
     def fetch(self, path: str) -> tuple[int, bytes]:
         """GET one small object: (status, body)."""
         url = urllib.parse.quote(f"{self.base}/{path}", safe="/:")
@@ -227,6 +233,13 @@ class Mirror:
             raise UserError(f"PUT {path}: HTTP {status}")
 
 
+def _listing_once(mirror: Mirror) -> dict[str, int] | None:
+    try:
+        return mirror.listing()
+    finally:
+        mirror.close()  # the helper thread's connection: the workers keep their own
+
+
 def push(root: Path, url: str, *, jobs: int = 8, dry_run: bool = False,
          auth: tuple[str, str] | None = None, hashserv=None, force: bool = False) -> PushResult:
     """hashserv (a marker.HashServIdentity): refuse a mirror filled under another hash server
@@ -237,7 +250,7 @@ def push(root: Path, url: str, *, jobs: int = 8, dry_run: bool = False,
     marker = check_mirror(mirror, hashserv, force=force, dry_run=dry_run) if hashserv else None
     # the server builds its listing while we walk the local tree
     with ThreadPoolExecutor(max_workers=1) as one_more:
-        asked = one_more.submit(mirror.listing)
+        asked = one_more.submit(_listing_once, mirror)
         try:
             objects = sstate_objects(root)
         finally:

@@ -5,7 +5,7 @@ Makes COUNT sstate-like objects (BitBake's ``xx/yy/sstate:...`` layout: COUNT/2 
 with incompressible payloads, TOTAL MiB in all, each with its .siginfo), starts wsgidav on 127.0.0.1
 and runs, as child processes:
   1. `buildctl cache push` into the empty store (every object sent);
-  2. `buildctl cache push` again (nothing new: one HEAD per object). Target: under 5 s;
+  2. `buildctl cache push` again (nothing new: one PROPFIND listing). Target: under 5 s;
   3. reference: curl asking HEAD for every object over one kept-alive connection
      (what a sequential client needs just to learn that nothing is missing).
 

@@ -2,7 +2,7 @@
 
 answers.py   what the user said (answers file, flags), with file:line origins
 probe.py     a MACHINE's configuration evaluated from git objects over the layer stack
-inline.py    the inline-Python subset machine files use, evaluated without running code
+             (inline Python through layers/inline.py, shared with pre-flight)
 propose.py   Mender settings proposed from the probe, each with its reason
 resolve.py   answers + proposals + prompts -> BoardSpec (model.py) and the transcript
 community.py the community repository's layout and rules, as data

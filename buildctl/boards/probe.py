@@ -16,7 +16,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from buildctl.boards.inline import NotEvaluable, expand_inline
+from buildctl.layers.inline import NotEvaluable, expand_inline
 from buildctl.errors import UserError
 from buildctl.layers import bbconf
 from buildctl.layers.gitfs import GitFS, GitReadError

@@ -37,6 +37,7 @@ class BuildArgs:
     cache_root: Path | None = None  # BUILDCTL_CACHE_DIR, read by the command line
     settings: object | None = None  # the command line's Settings: SSH agent, credential helper, git cache
     pkcs11_module: str | None = None  # BUILDCTL_PKCS11_MODULE: for pkcs11: signing keys
+    force_mirror: bool = False  # read sstate mirrors filled under another hash server
 
 
 def default_image() -> str:
@@ -88,6 +89,15 @@ def open_target(args: BuildArgs) -> Opened:
                                     root=args.cache_root)
     if args.repo_ref_dir:
         caches = replace(caches, repo_ref_dir=args.repo_ref_dir.resolve())
+    if args.mode == "build":  # cache/marker.py: never a mirror filled under another server
+        from buildctl.cache.marker import check_build_mirrors
+        try:
+            check_build_mirrors(caches.sstate_mirrors, caches.hashserve,
+                                caches.hashserve_upstream, force=args.force_mirror)
+        except BaseException:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
     runtime_name = args.runtime or target.runtime or "docker"
     image = args.image or target.image or (default_image() if runtime_name != "host" else None)
     return Opened(target=target, caches=caches, runtime=get_runtime(runtime_name, image),

@@ -7,6 +7,8 @@ they read equivalences, they never report them. It listens on 127.0.0.1 only.
 """
 from __future__ import annotations
 
+import importlib.util
+import re
 import socket
 import subprocess
 import sys
@@ -42,6 +44,36 @@ class HashServConfig:
         if self.upstream:
             argv += ["--upstream", self.upstream]
         return argv
+
+
+# What BitBake's SQLAlchemy backend imports, per database URL driver (the part of the scheme
+# after "+"; bare "postgresql" is SQLAlchemy's psycopg2 default, which is not async).
+SQL_DRIVERS = {
+    "postgresql+asyncpg": ("sqlalchemy", "greenlet", "asyncpg"),
+    "postgresql+psycopg": ("sqlalchemy", "greenlet", "psycopg"),
+    "sqlite+aiosqlite": ("sqlalchemy", "greenlet", "aiosqlite"),
+    "mysql+aiomysql": ("sqlalchemy", "greenlet", "aiomysql"),
+}
+
+
+def check_database_url(url: str) -> None:
+    """A database URL must name an async driver this interpreter can import (bitbake-hashserv
+    runs under it): else one line now instead of the server's traceback later."""
+    scheme = url.split("://", 1)[0]
+    modules = SQL_DRIVERS.get(scheme)
+    if modules is None:
+        raise UserError(f"--database: {scheme}:// is not a driver BitBake's SQL backend can use "
+                        f"(one of: {', '.join(sorted(SQL_DRIVERS))})")
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if absent:
+        raise UserError(f"--database {scheme}://: needs the Python package(s) "
+                        f"{' and '.join(absent)} beside buildctl (pip install "
+                        f"'buildctl[hashserv-sql]')")
+
+
+def shown(database: str) -> str:
+    """The database as printed: a URL's password never reaches a log."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", database)
 
 
 def check_tree(bitbake: Path) -> Path:
@@ -104,7 +136,9 @@ class HashServer:
 
     def start(self, timeout: float = 30, stdout=subprocess.DEVNULL) -> "HashServer":
         check_tree(self.cfg.bitbake)
-        if "://" not in self.cfg.database:
+        if "://" in self.cfg.database:
+            check_database_url(self.cfg.database)
+        else:
             Path(self.cfg.database).parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(self.cfg.argv(), stdout=stdout, stderr=subprocess.PIPE,
                                      text=True)

@@ -5,7 +5,8 @@ builds read it with ``SSTATE_MIRRORS = "file://.* <URL>/PATH;downloadfilename=PA
 the mirror has comes from one WebDAV PROPFIND (Depth: infinity) when the server answers it,
 else from a HEAD per object; an object with the same size is present. Missing ones are PUT,
 their collections made with MKCOL when the server wants them (409). Every worker keeps one
-connection open.
+connection open. The local tree is walked (one scandir per directory) while the server
+builds its listing.
 """
 from __future__ import annotations
 
@@ -34,30 +35,51 @@ class PushResult:
     sent: int = 0
     sent_bytes: int = 0
     failed: list[str] = field(default_factory=list)  # "path: reason"
+    hashserv: str | None = None  # the mirror's marker: recorded / matches / forced / None
 
     def to_dict(self) -> dict:
         return {"objects": self.objects, "present": self.present, "sent": self.sent,
-                "sent_bytes": self.sent_bytes, "failed": self.failed}
+                "sent_bytes": self.sent_bytes, "failed": self.failed, "hashserv": self.hashserv}
+
+
+def _walk(top: str, prefix: str, out: list[tuple[str, str, int]]) -> None:
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError:
+        return  # removed while walking (an sstate clean-up)
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            _walk(e.path, f"{prefix}{e.name}/", out)
+        elif e.name.startswith("sstate:") and not e.name.endswith(_SKIP_SUFFIXES):
+            try:
+                size = e.stat().st_size
+            except OSError:
+                continue  # removed while walking: nothing to push
+            out.append((prefix + e.name, e.path, size))
 
 
 def sstate_objects(root: Path) -> list[tuple[str, Path, int]]:
-    """(relative posix path, file, size) of every shareable object under SSTATE_DIR, sorted."""
+    """(relative posix path, file, size) of every shareable object under SSTATE_DIR, sorted.
+    One scandir per directory and one stat per object, no path objects on the way."""
     if not root.is_dir():
         raise UserError(f"{root}: no such directory (the sstate cache to push)")
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if not name.startswith("sstate:") or name.endswith(_SKIP_SUFFIXES) or \
-                    name.startswith("."):
-                continue
-            p = Path(dirpath) / name
-            try:
-                size = p.stat().st_size
-            except OSError:
-                continue  # removed while walking (an sstate clean-up): nothing to push
-            out.append((p.relative_to(root).as_posix(), p, size))
-    return out
+    out: list[tuple[str, str, int]] = []
+    _walk(str(root), "", out)
+    return out  # type: ignore[return-value]  # str paths: open() takes them as Path does
+
+
+def _file_size(response: ET.Element, prefix: str, out: dict[str, int]) -> None:
+    href = response.findtext("{DAV:}href") or ""
+    for propstat in response.iterfind("{DAV:}propstat"):
+        length = propstat.findtext("{DAV:}prop/{DAV:}getcontentlength")
+        if length and " 200 " in (propstat.findtext("{DAV:}status") or " 200 "):
+            path = urllib.parse.unquote(urllib.parse.urlsplit(href).path) if "%" in href or \
+                "://" in href else href
+            if path.startswith(prefix):
+                out[path[len(prefix):]] = int(length)
+            return
 
 
 class _Conn(threading.local):
@@ -71,6 +93,7 @@ class Mirror:
             raise UserError(f"{url}: not an http(s) URL")
         self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
         self.base = u.path.rstrip("/")
+        self.url = url.rstrip("/")
         self.timeout = timeout
         self.headers = {}
         if auth:
@@ -109,40 +132,72 @@ class Mirror:
 
     def listing(self) -> dict[str, int] | None:
         """Every file under the base URL with its size, from one PROPFIND Depth: infinity;
-        None when the server does not answer it (plain HTTP, or infinite depth refused)."""
+        None when the server does not answer it (plain HTTP, or infinite depth refused).
+        Only getcontentlength is asked for (collections have none: a response whose 200
+        propstat carries a length is a file), and the reply is parsed as it arrives."""
         body = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-                b'<D:getcontentlength/><D:resourcetype/></D:prop></D:propfind>')
+                b'<D:getcontentlength/></D:prop></D:propfind>')
         conn = self._connection()
+        out: dict[str, int] = {}
+        prefix = self.base + "/"
+        parser = ET.XMLPullParser(events=("end",))
         try:
             conn.request("PROPFIND", urllib.parse.quote(self.base + "/", safe="/:"), body=body,
                          headers={**self.headers, "Depth": "infinity",
                                   "Content-Type": "application/xml"})
             resp = conn.getresponse()
-            data = resp.read()
+            if resp.status != 207:
+                resp.read()
+                return {} if resp.status == 404 else None
+            while chunk := resp.read(1 << 16):
+                parser.feed(chunk)
+                for _, el in parser.read_events():
+                    if el.tag == "{DAV:}response":
+                        _file_size(el, prefix, out)
+                        el.clear()
+            parser.close()
+            for _, el in parser.read_events():
+                if el.tag == "{DAV:}response":
+                    _file_size(el, prefix, out)
         except (http.client.HTTPException, OSError):
             conn.close()
             self._local.conn = None
             return None
-        if resp.status == 404:
-            return {}
-        if resp.status != 207:
-            return None
-        out: dict[str, int] = {}
-        prefix = self.base + "/"
-        try:
-            for _, el in ET.iterparse(io.BytesIO(data)):
-                if el.tag != "{DAV:}response":
-                    continue
-                href = el.findtext("{DAV:}href") or ""
-                length = el.findtext(".//{DAV:}getcontentlength")
-                is_col = el.find(".//{DAV:}collection") is not None
-                path = urllib.parse.unquote(urllib.parse.urlsplit(href).path)
-                if not is_col and length is not None and path.startswith(prefix):
-                    out[path[len(prefix):]] = int(length)
-                el.clear()
         except (ET.ParseError, ValueError):
             return None
         return out
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        if self._local.conn is not None:
+            self._local.conn.close()
+            self._local.conn = None
+
+    def fetch(self, path: str) -> tuple[int, bytes]:
+        """GET one small object: (status, body)."""
+        url = urllib.parse.quote(f"{self.base}/{path}", safe="/:")
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request("GET", url, headers=self.headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        hdrs = {"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
+        body = io.BytesIO(data)
+        status, _ = self.request("PUT", path, body=body, headers=hdrs)
+        if status == 409:
+            self.mkcols(path)
+            status, _ = self.request("PUT", path, body=body, headers=hdrs)
+        if status not in (200, 201, 204):
+            raise UserError(f"PUT {path}: HTTP {status}")
 
     def size(self, path: str) -> int | None:
         status, headers = self.request("HEAD", path)
@@ -178,13 +233,30 @@ class Mirror:
             raise UserError(f"PUT {path}: HTTP {status}")
 
 
+def _listing_once(mirror: Mirror) -> dict[str, int] | None:
+    try:
+        return mirror.listing()
+    finally:
+        mirror.close()  # the helper thread's connection: the workers keep their own
+
+
 def push(root: Path, url: str, *, jobs: int = 8, dry_run: bool = False,
-         auth: tuple[str, str] | None = None) -> PushResult:
-    objects = sstate_objects(root)
+         auth: tuple[str, str] | None = None, hashserv=None, force: bool = False) -> PushResult:
+    """hashserv (a marker.HashServIdentity): refuse a mirror filled under another hash server
+    (unless force), and record this one on a mirror without a marker."""
+    from buildctl.cache.marker import check_mirror
+
     mirror = Mirror(url, auth)
-    result = PushResult(objects=len(objects))
+    marker = check_mirror(mirror, hashserv, force=force, dry_run=dry_run) if hashserv else None
+    # the server builds its listing while we walk the local tree
+    with ThreadPoolExecutor(max_workers=1) as one_more:
+        asked = one_more.submit(_listing_once, mirror)
+        try:
+            objects = sstate_objects(root)
+        finally:
+            listed = asked.result()
+    result = PushResult(objects=len(objects), hashserv=marker)
     lock = threading.Lock()
-    listed = mirror.listing() if objects else {}
     if listed is not None:  # known without a request: only the missing ones go to the workers
         todo = [o for o in objects if listed.get(o[0]) != o[2]]
         result.present = len(objects) - len(todo)

@@ -81,6 +81,7 @@ class Pipeline:
     untested: list[str] = field(default_factory=list)  # released boards no test job covers
     test_secrets: list[Secret] = field(default_factory=list)
     lava: dict | None = None  # {url, images, token_ref}
+    push_hashserv: str | None = None  # the hash server the push records on the mirror
 
 
 def secret_for(ref: SecretRef, product: Product, repo_root: Path) -> Secret:
@@ -234,7 +235,16 @@ def plan_pipeline(product: Product, image: str, *, variants: list[str] | None = 
         sstate_dir=product.cache.sstate_dir,
         push_mirror=push_mirror(product.cache.sstate_mirrors),
         tests=tests, untested=untested, test_secrets=test_secrets,
-        lava=lava)
+        lava=lava, push_hashserv=_push_hashserv(product.cache))
+
+
+def _push_hashserv(cache) -> str | None:
+    """The server a main-branch push records on the mirror (cache/marker.py): cache.hashserve,
+    or with auto its upstream; nothing for none or a private server."""
+    from buildctl.cache.marker import build_identity
+
+    ident = build_identity(str(cache.hashserve or "auto"), cache.hashserve_upstream)
+    return ident.address if ident is not None and ident.address != "none" else None
 
 
 def push_mirror(mirrors) -> str | None:

@@ -55,6 +55,8 @@ def commands(p: Pipeline) -> dict:
     }
     if p.push_mirror:
         out["push"] = f"{bc} cache push {shell_path(p.sstate_dir)} {_sh(p.push_mirror)}"
+        if p.push_hashserv:  # the mirror remembers its server; another one is refused
+            out["push"] += f" --hashserv {_sh(p.push_hashserv)}"
     if p.rollout:
         base = (f"{bc} rollout {_sh(rel)} --server {_sh(p.rollout['server'])} "
                 f"--token {_sh(p.rollout['token_ref'])}{untested}")

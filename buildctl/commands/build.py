@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs to split (default: all)")
     p.add_argument("--no-preflight", action="store_true",
                    help="skip the pre-flight checks (`buildctl validate`) run before the build")
+    p.add_argument("--force-mirror", action="store_true",
+                   help="read sstate mirrors filled under another hash server (see cache push)")
     p.add_argument("--no-release", action="store_true",
                    help="do not make a release bundle of the boards that succeeded")
     add_json_flag(p)
@@ -67,7 +69,8 @@ def run(args) -> int:
                              json=args.json, series=args.series, lock=args.lock,
                              repo_ref_dir=args.repo_ref_dir or args.settings.repo_ref_dir,
                              cache_root=args.settings.cache_root, settings=args.settings,
-                             pkcs11_module=args.settings.pkcs11_module))
+                             pkcs11_module=args.settings.pkcs11_module,
+                             force_mirror=args.force_mirror))
     data = report.to_dict()
     if mode == "build" and not args.no_release:  # the release steps (buildctl/release)
         from buildctl.release.api import release_after_build

@@ -6,14 +6,16 @@
       a database URL uses BitBake's SQLAlchemy backend. --read-only for untrusted jobs.
   buildctl cache stats PRODUCT [--out DIR] [--json]
       per board: how much sstate came from the mirror, from the build reports' Sstate summary.
-  buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json]
+  buildctl cache push SSTATE_DIR URL [--jobs N] [--dry-run] [--json] [--hashserv ADDR [--force]]
       upload the sstate objects a WebDAV/HTTP mirror lacks (one PROPFIND, else HEAD each; PUT
-      the missing ones).
-  buildctl cache prune [SSTATE_DIR] [--downloads DIR] [--product FILE]
+      the missing ones). With --hashserv (or $BB_HASHSERVE) the mirror records the hash server
+      that filled it (.buildctl/hashserv.json) and a push under another server is refused.
+  buildctl cache prune [SSTATE_DIR|URL] [--downloads DIR] [--product FILE]
                        (--older-than DAYS | --keep-builds N) [--dry-run] [--json]
       remove the sstate objects (archive, .siginfo, .sig together) and downloads (file and
       .done stamp) no build used for DAYS / none of the last N builds used; refuses while a
-      build uses the cache.
+      build uses the cache. On a WebDAV mirror URL (--older-than only): the objects stored more
+      than DAYS ago (PROPFIND + DELETE).
 
 Exit codes: 0 ok, 1 a push or the server failed (or prune refused: a build uses the cache),
 2 usage, 130 interrupted.
@@ -60,12 +62,22 @@ def register(subparsers) -> None:
     u.add_argument("--user", metavar="NAME", help="basic-auth user (with --password)")
     u.add_argument("--password", metavar="REF", help="the user's password: env:NAME or file:PATH")
     u.add_argument("--dry-run", action="store_true", help="ask the mirror, send nothing")
+    u.add_argument("--hashserv", metavar="ADDRESS",
+                   help="the hash server the objects were made under (BB_HASHSERVE; default: "
+                        "$BB_HASHSERVE when it names a server): recorded on the mirror, and a "
+                        "mirror filled under another server is refused")
+    u.add_argument("--hashserv-db", metavar="FILE|URL",
+                   help="that server's database, recorded with it (a URL's password is not)")
+    u.add_argument("--force", action="store_true",
+                   help="push to a mirror filled under another hash server, and record ours")
     add_json_flag(u)
     u.set_defaults(func=run_push)
     r = sub.add_parser("prune", help="remove sstate objects and downloads no recent build used",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("sstate_dir", type=path_arg, metavar="SSTATE_DIR", nargs="?",
-                   help="the sstate cache (default: the --product's)")
+    from buildctl.cache.prune_remote import dir_or_url
+    r.add_argument("sstate_dir", type=dir_or_url, metavar="SSTATE_DIR|URL", nargs="?",
+                   help="the sstate cache (default: the --product's), or a WebDAV mirror's URL "
+                        "(objects stored before the window are deleted)")
     r.add_argument("--downloads", type=path_arg, metavar="DIR",
                    help="also prune this DL_DIR (default with --product: the product's)")
     r.add_argument("--product", type=path_arg, metavar="FILE",
@@ -83,14 +95,18 @@ def run_hashserv(args) -> int:
     from buildctl.cache.hashserv import (
         HashServConfig,
         HashServer,
+        check_database_url,
         check_tree,
         pinned_bitbake,
+        shown,
     )
     from buildctl.commands._product import open_product, repo_cache
     from buildctl.errors import UserError
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port: {args.port} is not a TCP port")
+    if "://" in args.database:
+        check_database_url(args.database)
     if args.bitbake is not None:
         tree = check_tree(args.bitbake)
     else:
@@ -102,7 +118,7 @@ def run_hashserv(args) -> int:
                          read_only=args.read_only, upstream=args.upstream, log_level=args.log)
     server = HashServer(cfg).start(stdout=None)
     mode = "read-only" if cfg.read_only else "read-write"
-    print(f"bitbake-hashserv on {cfg.address} ({mode}, database {database}); "
+    print(f"bitbake-hashserv on {cfg.address} ({mode}, database {shown(database)}); "
           f"BB_HASHSERVE = \"{cfg.address}\"", flush=True)
     try:
         code = server.wait()
@@ -159,8 +175,18 @@ def run_push(args) -> int:
         except ValueError as exc:
             raise UserError(f"--password: {exc}") from None
         auth = (args.user, ref.resolve_bytes().decode().strip())
+    import os
+
+    from buildctl.cache.marker import HashServIdentity
+
+    address = args.hashserv or os.environ.get("BB_HASHSERVE", "")
+    if address in ("", "auto", "none") and args.hashserv_db:
+        raise UserError("--hashserv-db needs --hashserv (the server the database belongs to)")
+    ident = HashServIdentity.of(address, args.hashserv_db) \
+        if address not in ("", "auto", "none") else None
     t0 = time.monotonic()
-    result = push(args.sstate_dir, args.url, jobs=args.jobs, dry_run=args.dry_run, auth=auth)
+    result = push(args.sstate_dir, args.url, jobs=args.jobs, dry_run=args.dry_run, auth=auth,
+                  hashserv=ident, force=args.force)
     seconds = round(time.monotonic() - t0, 2)
     if args.json:
         print_json({**result.to_dict(), "seconds": seconds, "dry_run": args.dry_run})
@@ -168,6 +194,8 @@ def run_push(args) -> int:
         verb = "would send" if args.dry_run else "sent"
         print(f"{result.objects} objects: {result.present} on the mirror, {verb} {result.sent} "
               f"({result.sent_bytes} bytes), {len(result.failed)} failed, {seconds}s")
+        if ident is not None:
+            print(f"hash server {ident.describe()}: {result.hashserv} on the mirror")
         for f in result.failed[:20]:
             print(f"failed {f}")
     return EXIT_PROBLEMS if result.failed else 0
@@ -175,7 +203,19 @@ def run_push(args) -> int:
 
 def run_prune(args) -> int:
     from buildctl.cache.prune import prune_targets, run
+    from buildctl.errors import UserError
 
+    if isinstance(args.sstate_dir, str):  # a mirror URL (cache/prune_remote.py)
+        from buildctl.cache.prune_remote import prune_remote
+
+        if args.keep_builds is not None or args.downloads or args.product:
+            raise UserError("cache prune URL: a mirror knows when objects were stored, not which "
+                            "builds used them: only --older-than applies")
+        if args.older_than is None:
+            raise UserError("cache prune URL: --older-than DAYS is required")
+        result = prune_remote(args.sstate_dir, args.older_than, dry_run=args.dry_run)
+        result.root = args.sstate_dir
+        return _report_prune(args, [result])
     targets = prune_targets(args.sstate_dir, args.downloads, args.product, args.settings.cache_root)
     results = run(targets, args.older_than, args.keep_builds, dry_run=args.dry_run)
     return _report_prune(args, results)

@@ -10,7 +10,8 @@ what BitBake would stop on, for every board at once.
 Modules: bbconf (BitBake syntax: parse + evaluate), gitfs (buildctl's one git access layer:
 git commands, trees at a commit or a local work tree, cached), layerinfo (what one layer
 declares), checks (findings for one board's stack), settings (a board's base configuration
-evaluated from its layers, e.g. meta-mender's defaults).
+evaluated from its layers, e.g. meta-mender's defaults), inline (the inline-Python subset
+layers use, evaluated without running code; shared with new-board's probe).
 """
 from buildctl.layers.bbconf import ConfSyntaxError, Statement, evaluate, parse
 from buildctl.layers.checks import check_assignments, check_stack

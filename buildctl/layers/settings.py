@@ -5,138 +5,24 @@ local.conf, the machine and the distro configuration), then the INHERIT classes.
 Pre-flight uses it to learn the defaults a manifest leaves to the layers (meta-mender's storage
 device, sizes, image types, device type) at the pinned commits instead of hard-coding them.
 
-Inline Python (`${@...}`) is evaluated only for the few helper calls in INLINE_FUNCTIONS (read
-from the syntax tree, never executed); anything else stays verbatim, as an unknown value.
+Inline Python (`${@...}`) is evaluated by layers/inline.py (read from the syntax tree, never
+executed); anything outside its subset stays verbatim, as an unknown value.
 """
 from __future__ import annotations
 
-import ast
 import posixpath
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Iterable
 
 from buildctl.layers import bbconf
+from buildctl.layers.inline import inline_value, mender_features
 from buildctl.layers.layerinfo import LayerInfo
 
-__all__ = ["board_datastore", "MenderSettings", "mender_settings", "INLINE_FUNCTIONS"]
+__all__ = ["board_datastore", "MenderSettings", "mender_settings"]
 
 # Where INHERIT'ed classes are looked up, in BitBake's order for global classes.
 CLASS_DIRS = ("classes-global", "classes")
-
-
-def _words(value) -> set[str]:
-    return set(value.split() if isinstance(value, str) else value)
-
-
-def _contains(d, var, checkvalues, truevalue, falsevalue, *_):
-    return truevalue if _words(checkvalues) <= _words(d.get(var) or "") else falsevalue
-
-
-def _contains_any(d, var, checkvalues, truevalue, falsevalue, *_):
-    return truevalue if _words(checkvalues) & _words(d.get(var) or "") else falsevalue
-
-
-def _filter(d, var, checkvalues, *_):
-    return " ".join(v for v in (d.get(var) or "").split() if v in _words(checkvalues))
-
-
-def _conditional(d, var, value, truevalue, falsevalue, *_):
-    return truevalue if (d.get(var) or "") == value else falsevalue
-
-
-def _mender_features(d, *_, separator=" "):
-    # meta-mender's mender_features(): MENDER_FEATURES_ENABLE minus MENDER_FEATURES_DISABLE
-    disabled = set((d.get("MENDER_FEATURES_DISABLE") or "").split())
-    return separator.join(f for f in (d.get("MENDER_FEATURES_ENABLE") or "").split() if f not in disabled)
-
-
-def _getvar(d, var, *_):
-    return d.get(var)
-
-
-# Inline Python helpers (BitBake's, OE's and meta-mender's) whose meaning is plain data:
-# name -> function(d, *arguments without the datastore).
-INLINE_FUNCTIONS: dict[str, Callable[..., str]] = {
-    "bb.utils.contains": _contains,
-    "bb.utils.contains_any": _contains_any,
-    "bb.utils.filter": _filter,
-    "oe.utils.conditional": _conditional,
-    "mender_features": _mender_features,
-    "d.getVar": _getvar,
-}
-
-
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
-
-
-class _Unknown(Exception):
-    """An expression outside the small language below: keep it verbatim."""
-
-
-_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
-            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
-_BUILTINS = {"max": max, "min": min, "int": int, "str": str, "len": len}
-_METHODS = {"replace", "split", "strip", "startswith", "endswith", "join"}
-
-
-def _eval(node: ast.AST, d: bbconf.Datastore):
-    """Constants, lists, subscripts, comparisons, `x if c else y`, and/or/not, and calls of
-    INLINE_FUNCTIONS, a few builtins and string methods: what layers write in `${@...}`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, bool, type(None))):
-        return node.value
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_eval(e, d) for e in node.elts]
-    if isinstance(node, ast.Subscript):
-        seq, idx = _eval(node.value, d), _eval(node.slice, d)
-        if isinstance(seq, (list, str)) and isinstance(idx, (int, bool)):
-            return seq[int(idx)]
-        raise _Unknown
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
-        return _COMPARE[type(node.ops[0])](_eval(node.left, d), _eval(node.comparators[0], d))
-    if isinstance(node, ast.IfExp):
-        return _eval(node.body, d) if _eval(node.test, d) else _eval(node.orelse, d)
-    if isinstance(node, ast.BoolOp):
-        value = None
-        for v in node.values:
-            value = _eval(v, d)
-            if isinstance(node.op, ast.Or) == bool(value):
-                return value
-        return value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return not _eval(node.operand, d)
-    if isinstance(node, ast.Call):
-        name = _dotted(node.func) or ""
-        args = [_eval(a, d) for a in node.args if not (isinstance(a, ast.Name) and a.id == "d")]
-        kwargs = {k.arg: _eval(k.value, d) for k in node.keywords if k.arg}
-        if name in INLINE_FUNCTIONS:
-            return INLINE_FUNCTIONS[name](d, *args, **kwargs)
-        if name in _BUILTINS:
-            return _BUILTINS[name](*args, **kwargs)
-        if isinstance(node.func, ast.Attribute) and node.func.attr in _METHODS:
-            target = _eval(node.func.value, d)
-            if isinstance(target, str):
-                return getattr(target, node.func.attr)(*args, **kwargs)
-    raise _Unknown
-
-
-def inline_value(code: str, d: bbconf.Datastore) -> str | None:
-    """The value of `${@code}` when code stays inside what _eval knows; None otherwise."""
-    try:
-        value = _eval(ast.parse(code.strip(), mode="eval").body, d)
-    except Exception:  # noqa: BLE001 - foreign code outside the subset: an unknown value
-        return None
-    if value is None or isinstance(value, bool) and not value:
-        return ""
-    if isinstance(value, list):
-        return None
-    return str(value)
 
 
 @lru_cache(maxsize=4096)
@@ -262,7 +148,7 @@ def _known(text: str | None) -> str | None:
 
 
 def mender_settings(d: bbconf.Datastore) -> MenderSettings:
-    features = tuple(f for f in (d.get("MENDER_FEATURES") or _mender_features(d)).split()
+    features = tuple(f for f in (d.get("MENDER_FEATURES") or mender_features(d)).split()
                      if "${" not in f)
     fstypes = (d.get("IMAGE_FSTYPES") or "").split()
     if "mender-uboot" in features:

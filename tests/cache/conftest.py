@@ -61,3 +61,77 @@ def webdav(tmp_path):
         proc.wait(timeout=10)
 
 
+
+
+PG_USER = "buildctl-bb"  # .ci/run creates it (PostgreSQL, like BitBake, refuses to run as root)
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        skips.missing("PostgreSQL server not installed", "apt-get install postgresql")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster of Debian's server: initdb + pg_ctl on a temp dir, as an
+    unprivileged user, listening on 127.0.0.1 at a free port (trust auth, local only). Yields a
+    function that makes a fresh database and returns its SQLAlchemy URL and a psql runner."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    bindir = _pg_bin()
+    for mod in ("sqlalchemy", "greenlet", "asyncpg"):
+        try:
+            __import__(mod)
+        except ImportError:
+            skips.missing(f"Python package {mod} not installed", "pip install '.[test]'")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="buildctl-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(PG_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/sh",
+                            PG_USER], check=True, capture_output=True)
+            pw = pwd.getpwnam(PG_USER)
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        as_user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                   "--"]
+    data, port = base / "data", free_port()
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(base)}
+
+    def run(*argv, **kw):
+        r = subprocess.run([*as_user, *argv], capture_output=True, text=True, env=env,
+                           timeout=120, **kw)
+        assert r.returncode == 0, f"{argv[0]}: {r.stdout}{r.stderr}"
+        return r.stdout
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "buildctl", "--auth=trust",
+            "--no-sync", "-E", "UTF8")
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+            "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off", "start")
+        made = iter(range(1000))
+
+        def database() -> tuple[str, callable]:
+            name = f"hashserv{next(made)}"
+            run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "buildctl",
+                name)
+
+            def psql(sql: str) -> list[list[str]]:
+                out = run(str(bindir.parent / "bin" / "psql"), "-h", "127.0.0.1", "-p", str(port),
+                          "-U", "buildctl", "-d", name, "-AtF", "\t", "-c", sql)
+                return [line.split("\t") for line in out.splitlines()]
+
+            return f"postgresql+asyncpg://buildctl@127.0.0.1:{port}/{name}", psql
+
+        yield database
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                            "-w", "stop"], capture_output=True, env=env, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)

@@ -333,3 +333,23 @@ def test_a_lava_lab_tests_the_real_boards(provider, tmp_path):
                    "https://lava.example.com")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--lava and --lava-images go together" in proc.stderr
+def test_the_push_records_the_hash_server_the_builds_use():
+    """cache.hashserve_upstream (with auto) is the server whose unihashes name the objects: the
+    main branch's push records it on the mirror (cache push --hashserv), so a mirror filled
+    under another server is refused (tests/cache/test_mirror_marker.py)."""
+    from buildctl.ci.plan import plan_pipeline
+    from buildctl.ci.render import commands
+    from buildctl.manifest import load_product
+
+    product = load_product(DEMO)
+    mirrors = ("file://.* https://cache.example.com/sstate/PATH;downloadfilename=PATH",)
+    got = {}
+    for hashserve, upstream in (("auto", "ws://HS.example.com:8686"), ("10.1.2.3:8686", None),
+                                ("none", None)):
+        cache = dataclasses.replace(product.cache, sstate_mirrors=mirrors, hashserve=hashserve,
+                                    hashserve_upstream=upstream)
+        got[hashserve] = commands(plan_pipeline(dataclasses.replace(product, cache=cache),
+                                                "img:1"))["push"]
+    base = '.venv/bin/buildctl cache push "$HOME"/.cache/buildctl/sstate https://cache.example.com/sstate'
+    assert got == {"auto": base + " --hashserv hs.example.com:8686",
+                   "10.1.2.3:8686": base + " --hashserv 10.1.2.3:8686", "none": base}

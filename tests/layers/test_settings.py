@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from buildctl.layers import bbconf
 from buildctl.layers.layerinfo import read_layer
-from buildctl.layers.settings import board_datastore, inline_value, mender_settings
+from buildctl.layers.inline import inline_value
+from buildctl.layers.settings import board_datastore, mender_settings
 from tests.helpers.products import layer_conf, make_repo
 
 

@@ -249,3 +249,108 @@ def stack(tmp_path_factory) -> Stack:
             print(f"\n[realbb] kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+
+
+# --- A board made by `buildctl new-board`, composed into a product and parsed by BitBake --------
+# new-board runs non-interactively on a MACHINE of the kit's poky BSP layer (meta-yocto-bsp, at
+# the demo product's pin); the storage answers differ from the shipped machines/genericx86-64.yml
+# so the values BitBake ends with can only have come from the generated manifest. The product is
+# products/demo.yml narrowed to that one board (boards_dir: the generated machines dir). It is
+# checked out into the session's kas work dir (every repository is already there) and parsed by
+# `bitbake -e` without a target: the configuration (layers, machine conf with its includes,
+# distro, Mender classes, local.conf) is parsed in full, recipes are not, so this costs seconds,
+# not the minutes of a full recipe parse.
+NEW_BOARD = "genericx86-64"
+NEW_BOARD_ARGS = ["--machine", "genericx86-64", "--description", "Generic x86-64 PC, NVMe disk",
+                  "--device", "/dev/nvme0n1", "--total-mb", "6144", "--boot-mb", "32",
+                  "--data-mb", "256"]
+
+
+@dataclass
+class NewBoardRun:
+    board: str
+    manifest: dict  # the machines/<board>.yml new-board wrote
+    kasfile: dict  # what compose made of it
+    env: dict[str, str]  # global `bitbake -e`
+    times: dict[str, float]
+
+
+def _global_env(kasfile: Path, build: Path, work: Path, base: Path, home: Path,
+                as_user: list[str], log) -> tuple[dict[str, str], float]:
+    spec = yaml.safe_load(kasfile.read_text())
+    bitbake_bin = work / "bitbake" / "bin"
+    kas_env = {k: str(v) for k, v in (spec.get("env") or {}).items() if v is not None}
+    env = {"PATH": f"{bitbake_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home),
+           "LANG": "en_US.UTF-8", "LC_ALL": "en_US.UTF-8", "BBPATH": str(build),
+           "BB_ENV_PASSTHROUGH_ADDITIONS": " ".join(sorted(kas_env)), **kas_env}
+    t0 = time.monotonic()
+    with open(build / "env.txt", "w") as fh:
+        r = subprocess.run([*as_user, str(bitbake_bin / "bitbake"), "-R",
+                            str(base / "offline.conf"), "-e"], cwd=build, env=env, stdout=fh,
+                           stderr=subprocess.PIPE, text=True, timeout=900)
+    took = round(time.monotonic() - t0, 1)
+    log(f"{build.name}: bitbake -e: {took} s (exit {r.returncode})")
+    if r.returncode != 0:
+        tail = (build / "env.txt").read_text(errors="replace")[-3000:] + r.stderr[-2000:]
+        pytest.fail(f"{build.name}: bitbake -e failed with exit {r.returncode}:\n{tail}",
+                    pytrace=False)
+    return parse_env((build / "env.txt").read_text(errors="replace")), took
+
+
+@pytest.fixture(scope="session")
+def new_board(stack) -> NewBoardRun:
+    kit = skips.kit()
+    uid, gid, as_user = _unprivileged()
+    log = lambda msg: print(f"\n[realbb] {msg}", end="", flush=True)  # noqa: E731
+    base, times = stack.base, {}
+    gen = base / "new-board"
+    py = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "buildctl", "new-board", *NEW_BOARD_ARGS,
+                        "--repo-ref-dir", str(kit), "--offline", "--non-interactive",
+                        "--machines-dir", str(gen / "machines"), "--out", str(gen / "out")],
+                       env=py, capture_output=True, text=True, timeout=600)
+    _expect_ok(r, "buildctl new-board")
+    times["new-board"] = round(time.monotonic() - t0, 1)
+    manifest = yaml.safe_load((gen / "machines" / f"{NEW_BOARD}.yml").read_text())
+
+    product = yaml.safe_load(PRODUCT.read_text())
+    product.update(name="newboard", boards=[NEW_BOARD], boards_dir=str(gen / "machines"))
+    product.pop("board_overrides", None)
+    for repo in product["repos"].values():  # local repositories: relative to products/
+        if repo.get("path"):
+            repo["path"] = str((PRODUCT.parent / repo["path"]).resolve())
+    product["mender"]["signing_key"] = f"file:{stack.signing_key}"
+    (gen / "newboard.yml").write_text(yaml.safe_dump(product, sort_keys=False))
+
+    t0 = time.monotonic()
+    for verb, extra in (("validate", ["--offline"]), ("compose", ["--out", str(gen / "composed")])):
+        r = subprocess.run([sys.executable, "-m", "buildctl", verb, str(gen / "newboard.yml"),
+                            "--repo-ref-dir", str(kit), *extra], env=py, capture_output=True,
+                           text=True, timeout=600)
+        _expect_ok(r, f"buildctl {verb} of the generated board's product")
+        if verb == "validate":
+            assert " 0 errors, 0 warnings" in r.stdout + r.stderr, r.stdout + r.stderr
+    times["validate+compose"] = round(time.monotonic() - t0, 1)
+    kasfile = gen / "composed" / f"{NEW_BOARD}.yml"
+    spec = yaml.safe_load(kasfile.read_text())
+
+    urls = {repo["url"] for repo in spec["repos"].values() if repo and repo.get("url")}
+    write_gitconfig(base / "gitconfig-new-board", kit, urls)
+    build = base / f"build-new-board-{NEW_BOARD}"
+    kas_env = {k: v for k, v in os.environ.items()
+               if not k.lower().endswith("_proxy") and not k.startswith(("KAS_", "GIT_"))}
+    kas_env.update(GITCONFIG_FILE=str(base / "gitconfig-new-board"),
+                   KAS_WORK_DIR=str(base / "work"), KAS_BUILD_DIR=str(build))
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "kas", "checkout", str(kasfile)], env=kas_env,
+                       capture_output=True, text=True, timeout=900)
+    _expect_ok(r, f"kas checkout of the generated {NEW_BOARD}")
+    times["kas checkout"] = round(time.monotonic() - t0, 1)
+    _chown_tree(build, uid, gid)
+
+    env, times["bitbake -e"] = _global_env(kasfile, build, base / "work", base, base / "home",
+                                           as_user, log)
+    log(f"new-board {NEW_BOARD}: {times}")
+    return NewBoardRun(board=NEW_BOARD, manifest=manifest, kasfile=spec, env=env, times=times)

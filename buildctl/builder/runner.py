@@ -281,6 +281,15 @@ class BoardRunner:
                        network=network, labels={"org.buildctl.builder": self.opts.build_id,
                                                 "org.buildctl.board": job.name})
 
+    def fetch_material(self, job: BoardJob):
+        """The caller's fetch credentials for a checkout of a board with private repositories
+        (None without any): what ``run_spec`` gives the one command that may see them; the
+        caller discards it (``GitAuth.discard``) when that command ended."""
+        if job.fetch_auth is None:
+            return None
+        return job.fetch_auth.checkout_material([str(p) for p in self._sources(job)],
+                                                self.opts.owner)
+
     def kas_file_of(self, job: BoardJob) -> Path:
         """The board's copy of its composed kas file (what every phase runs kas on)."""
         return workspace.kas_copy(self.board_dir(job), job.kas_file)
@@ -288,10 +297,7 @@ class BoardRunner:
     def _run_phase(self, job: BoardJob, rep: BoardReport, phase: phases.Phase) -> int:
         d = self.board_dir(job)
         overlay = self._overlay(job, phase.name, phase.network)
-        material = None
-        if phase is phases.CHECKOUT and job.fetch_auth is not None:
-            material = job.fetch_auth.checkout_material([str(p) for p in self._sources(job)],
-                                                        self.opts.owner)
+        material = self.fetch_material(job) if phase is phases.CHECKOUT else None
         spec = self.run_spec(job, phase.name,
                              phases.kas_argv(self.kas_file_of(job), overlay, phase),
                              phase.network, material)

@@ -78,8 +78,36 @@ class Session:
     def jobs(self) -> list[BoardJob]:
         return self.opened.target.jobs
 
+    def _check_out_private(self, job: BoardJob) -> None:
+        """A board with private repositories: kas checks them out first, in a command of its
+        own that alone gets the caller's credentials (as the build's checkout phase), so the
+        shell, devtool or BitBake started after it never see the agent, netrc or helper."""
+        from buildctl.layers.gitauth import GitAuth, explain_failure
+
+        material = self.runner.fetch_material(job)
+        if material is None:
+            return
+        lines: list[str] = []
+        try:
+            overlay = self.runner.overlay(job, "checkout", network=True, mode="build")
+            spec = self.runner.run_spec(
+                job, "checkout", phases.kas_argv(self.runner.kas_file_of(job), overlay,
+                                                 phases.CHECKOUT), True, material)
+            code = self.opened.runtime.run(spec, lines.append)
+        finally:
+            GitAuth.discard(material)
+            self.opened.runtime.cleanup()
+        if code != 0:
+            url = next((r["url"] for r in job.repos.values()
+                        if r.get("url") and any(r["url"] in ln for ln in lines)), None)
+            name = next((n for n, r in job.repos.items() if url and r.get("url") == url), None)
+            why = explain_failure("\n".join(lines), job.fetch_auth, url) or why_failed(lines, code, {})
+            what = f"repo {name} ({url})" if name else "the board's repositories"
+            raise UserError(f"{job.name}: checkout: {what}: {why}")
+
     def _spec(self, job: BoardJob, label: str, mode: str, command: str | None) -> RunSpec:
         self.runner.prepare_board(job, self.identity)
+        self._check_out_private(job)
         overlay = self.runner.overlay(job, label, network=True, mode=mode)
         argv = phases.shell_argv(self.runner.kas_file_of(job), overlay, command)
         # network: kas may have to check the repositories out first (as the checkout phase)

@@ -376,3 +376,87 @@ def test_https_token_from_a_reference_clones_and_doctor_checks_it(https_world, c
     assert secret not in out.out + out.err + doctor.out + doctor.err
     # the server saw the token (HTTP Basic) exactly when it was the right one
     assert any(auth for _, auth in https_world["server"].requests[seen:]) is ok
+
+
+
+# -- buildctl shell / getvar on a board with a private layer ----------------------------------
+class _Recorder:
+    """A container runtime that records what it is asked to run (docker maps these RunSpecs
+    1:1 to binds and environment); the checkout answers ``checkout_code``."""
+
+    name = "docker"
+
+    def __init__(self, checkout_code: int = 0, checkout_lines=()):
+        self.specs, self.checkout_code, self.checkout_lines = [], checkout_code, checkout_lines
+
+    def prepare(self):
+        return {"runtime": "docker"}
+
+    def _record(self, spec):
+        self.specs.append((spec, {str(m.path): m.path.exists() for m in spec.mounts}))
+
+    def run(self, spec, on_line):
+        self._record(spec)
+        if spec.name.endswith("-checkout"):
+            for line in self.checkout_lines:
+                on_line(line)
+            return self.checkout_code
+        return 0
+
+    def attach(self, spec, tty):
+        self._record(spec)
+        return 0
+
+    def cleanup(self):
+        pass
+
+
+def _session(world, tmp_path, monkeypatch, runtime, agent: bool):
+    from buildctl.builder import session as session_mod
+    from buildctl.builder.api import BuildArgs, Opened
+    from buildctl.builder.jobs import from_product
+    from buildctl.settings import Settings
+
+    monkeypatch.setenv("SSH_AUTH_SOCK", world["server"].agent_socket if agent else "")
+    target = from_product(world["product"], [], None, tmp_path / "compose",
+                          settings=Settings.from_environ())
+    caches = CacheSettings(tmp_path / "s", tmp_path / "d", tmp_path / "g", hermetic=True)
+    opened = Opened(target=target, caches=caches, runtime=runtime, out=tmp_path / "out",
+                    owner=(os.getuid(), os.getgid()))
+    monkeypatch.setattr(session_mod, "open_target", lambda args: opened)
+    monkeypatch.setattr(session_mod, "preflight_all", lambda *a: None)
+    return session_mod.Session(BuildArgs(product=world["product"]))
+
+
+def test_shell_checks_private_layers_out_first_and_the_shell_never_sees_the_agent(
+        world, tmp_path, monkeypatch):
+    runtime = _Recorder()
+    s = _session(world, tmp_path, monkeypatch, runtime, agent=True)
+    (job,) = s.jobs
+    assert s.shell(job, "bitbake -e", tty=False) == 0
+    (checkout, present), (shell, _) = runtime.specs
+    assert checkout.name.endswith("-checkout") and checkout.argv[:2] == ["kas", "checkout"]
+    sock = world["server"].agent_socket
+    assert checkout.env["SSH_AUTH_SOCK"] == sock and present[sock]
+    cred_dir = Path(checkout.env["GITCONFIG_FILE"]).parent  # the checkout's own git config
+    assert cred_dir.name.startswith("buildctl-fetch-") and present[str(cred_dir)]
+    assert not cred_dir.exists()  # removed once the checkout ended, before the shell started
+    assert shell.argv[0] == "kas" and "shell" in shell.argv
+    assert not {"SSH_AUTH_SOCK", "NETRC_FILE", "GIT_CREDENTIAL_HELPER"} & set(shell.env)
+    assert all(str(m.path) != sock and m.path != cred_dir for m in shell.mounts)
+
+
+def test_shell_without_the_agent_stops_at_the_checkout_naming_the_repository(
+        world, tmp_path, monkeypatch):
+    url = world["url"]
+    runtime = _Recorder(128, [f"ERROR - Command \"git clone -q {url}\" failed",
+                              "git@127.0.0.1: Permission denied (publickey).",
+                              "fatal: Could not read from remote repository."])
+    s = _session(world, tmp_path, monkeypatch, runtime, agent=False)
+    (job,) = s.jobs
+    with pytest.raises(Exception) as exc:
+        s.shell(job, None, tty=False)
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("secretboard: checkout: repo meta-private (")
+    assert "Permission denied (publickey)" in message and "SSH_AUTH_SOCK is not set" in message
+    assert [spec.name.rsplit("-", 1)[1] for spec, _ in runtime.specs] == ["checkout"]  # no shell

@@ -10,9 +10,9 @@ same board in the session.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,13 +39,32 @@ class Board:
     bb_env: dict[str, str]  # bitbake -e of the session for this board
 
 
+def _kas_bin(base: Path) -> Path | None:
+    """A directory holding a kas the build user can run. The host runtime runs `kas` from PATH
+    as that user; the one beside the tests' interpreter will not do when that interpreter lives
+    where the user cannot read (a pyenv under /root): then a venv of Debian's python3 with the
+    same kas version, installed the way .ci/run installs everything (pip, offline indexes)."""
+    kas = skips.tool("kas", "pip install kas (the host runtime runs kas from PATH)")
+    prefix = _unprivileged()[2]
+    if subprocess.run([*prefix, kas, "--version"], capture_output=True).returncode == 0:
+        return None
+    python = Path("/usr/bin/python3")
+    skips.require(python.is_file(), "Debian's python3", "apt-get install python3 python3-venv")
+    venv = base / "kas-venv"
+    subprocess.run([str(python), "-m", "venv", str(venv)], check=True, capture_output=True)
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
+                        f"kas=={importlib.metadata.version('kas')}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return venv / "bin"
+
+
 @pytest.fixture(scope="module")
 def board(stack) -> Board:
-    skips.tool("kas", "pip install kas (the host runtime runs kas from PATH)")
     base = stack.base / "shell-getvar"
     home, refs, work = base / "home", base / "refs", base / "out" / f"{BOARD}-release" / "work"
     for d in (home, refs, work):
         d.mkdir(parents=True)
+    kas_bin = _kas_bin(base)
     for d in [base, *base.rglob("*")]:
         os.chmod(d, 0o755)
     for mirror in skips.kit().iterdir():  # named the way kas names its reference mirrors
@@ -61,6 +80,8 @@ def board(stack) -> Board:
         subprocess.run(["chown", "-R", f"{uid}:{gid}", str(base)], check=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), MENDER_TENANT_TOKEN=TOKEN,
                COLUMNS="200")
+    if kas_bin is not None:
+        env["PATH"] = f"{kas_bin}:{env.get('PATH', '/usr/bin:/bin')}"
     if os.geteuid() == 0:  # buildctl runs as root, builds as this user (as under sudo)
         env.update(SUDO_UID=str(uid), SUDO_GID=str(gid))
     for k in ("KAS_REPO_REF_DIR", "BUILDCTL_CACHE_DIR", "BUILDCTL_GIT_CACHE"):

@@ -45,9 +45,13 @@ def _kas_bin(base: Path) -> Path | None:
     where the user cannot read (a pyenv under /root): then a venv of Debian's python3 with the
     same kas version, installed the way .ci/run installs everything (pip, offline indexes)."""
     kas = skips.tool("kas", "pip install kas (the host runtime runs kas from PATH)")
-    prefix = _unprivileged()[2]
-    if subprocess.run([*prefix, kas, "--version"], capture_output=True).returncode == 0:
-        return None
+    uid, gid, _ = _unprivileged()
+    as_user = {"user": uid, "group": gid, "extra_groups": []} if os.geteuid() == 0 else {}
+    try:  # exactly as the host runtime starts it (subprocess with the build user)
+        if subprocess.run([kas, "--version"], capture_output=True, **as_user).returncode == 0:
+            return None
+    except PermissionError:
+        pass
     python = Path("/usr/bin/python3")
     skips.require(python.is_file(), "Debian's python3", "apt-get install python3 python3-venv")
     venv = base / "kas-venv"

@@ -114,6 +114,12 @@ class Mirror:
         """One request on this thread's connection (reopened once if the server closed it)."""
         url = urllib.parse.quote(path if path.startswith("/") else f"{self.base}/{path}",
                                  safe="/:")
+        status, resp_headers, _ = self._exchange(method, url, body, headers)
+        return status, resp_headers
+
+    def _exchange(self, method: str, url: str, body=None, headers=None) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of one request, sent again once on a fresh connection when
+        the server had closed this thread's."""
         for attempt in (1, 2):
             conn = self._connection()
             try:
@@ -121,8 +127,8 @@ class Mirror:
                     body.seek(0)
                 conn.request(method, url, body=body, headers={**self.headers, **(headers or {})})
                 resp = conn.getresponse()
-                resp.read()
-                return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+                data = resp.read()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
             except (http.client.HTTPException, OSError):
                 conn.close()
                 self._local.conn = None
@@ -175,19 +181,8 @@ class Mirror:
 
     def fetch(self, path: str) -> tuple[int, bytes]:
         """GET one small object: (status, body)."""
-        url = urllib.parse.quote(f"{self.base}/{path}", safe="/:")
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request("GET", url, headers=self.headers)
-                resp = conn.getresponse()
-                return resp.status, resp.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                self._local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        status, _, data = self._exchange("GET", urllib.parse.quote(f"{self.base}/{path}", safe="/:"))
+        return status, data
 
     def put_bytes(self, path: str, data: bytes) -> None:
         hdrs = {"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
